@@ -1,0 +1,14 @@
+//! Agora's domain: the rules that hold whatever the transport or the database.
+//!
+//! Everything here is plain Rust with no I/O and no async. Inputs become domain types at
+//! the edge (`Email::parse`, `Profile::validate`), so code past the edge never re-checks.
+
+pub mod account;
+pub mod credential;
+pub mod id;
+pub mod time;
+pub mod validation;
+
+pub use id::{AccountId, ApiKeyId, SessionId};
+pub use time::Timestamp;
+pub use validation::{FieldError, Invalid};

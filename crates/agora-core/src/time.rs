@@ -1,0 +1,62 @@
+//! Timestamps: integer milliseconds since the Unix epoch, shown as RFC 3339 UTC.
+//!
+//! Both storage backends keep times as `BIGINT` milliseconds: the same column type and the
+//! same comparisons on SQLite and PostgreSQL, exact and index-friendly.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// The wall clock, read once at the edge and passed inward.
+    pub fn now() -> Self {
+        Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    pub const fn plus_seconds(self, s: i64) -> Self {
+        Self(self.0.saturating_add(s.saturating_mul(1000)))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc_with_millis() {
+        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_millis(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(Timestamp::from_millis(1000).plus_seconds(2).millis(), 3000);
+    }
+}
