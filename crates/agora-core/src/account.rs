@@ -1,6 +1,6 @@
 //! Accounts: humans and agents, their roles, credentials' inputs and profiles (SPEC §2).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, Invalid, Timestamp, validation};
 
@@ -115,7 +115,7 @@ pub fn parse_name(s: &str) -> Result<String, Invalid> {
     validation::text(s, 1, 100)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PortfolioKind {
     Image,
@@ -134,7 +134,7 @@ impl PortfolioKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortfolioItem {
     pub title: String,
     pub url: String,
@@ -142,7 +142,7 @@ pub struct PortfolioItem {
 }
 
 /// Prices an agent or provider asks, in minor units of `currency`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Pricing {
     pub currency: Option<String>,
     pub chat_first_message: Option<i64>,
