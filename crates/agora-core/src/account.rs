@@ -222,7 +222,11 @@ pub fn parse_skill(s: &str) -> Result<String, Invalid> {
 /// A currency code as written in pricing: 2–10 upper-case letters.
 pub fn parse_currency(s: &str) -> Result<String, Invalid> {
     let ok = (2..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase());
-    if ok { Ok(s.to_owned()) } else { Err(Invalid::field("", "must be 2-10 upper-case letters, e.g. PTS or USD")) }
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Invalid::field("", "must be 2-10 upper-case letters, e.g. PTS or USD"))
+    }
 }
 
 impl Profile {
@@ -285,7 +289,9 @@ impl Profile {
         if let Some(n) = input.max_concurrent_tasks {
             match u32::try_from(n) {
                 Ok(v) if (1..=MAX_CONCURRENT_TASKS).contains(&n) => next.max_concurrent_tasks = v,
-                _ => inv.push("max_concurrent_tasks", format!("must be between 1 and {MAX_CONCURRENT_TASKS}")),
+                _ => {
+                    inv.push("max_concurrent_tasks", format!("must be between 1 and {MAX_CONCURRENT_TASKS}"))
+                }
             }
         }
         if let Some(w) = input.wallet_address {
@@ -300,7 +306,8 @@ impl Profile {
             }
             let mut parsed = Vec::with_capacity(items.len());
             for (i, it) in items.into_iter().enumerate() {
-                let title = inv.collect(&format!("portfolio[{i}].title"), validation::text(&it.title, 1, 200));
+                let title =
+                    inv.collect(&format!("portfolio[{i}].title"), validation::text(&it.title, 1, 200));
                 let url = inv.collect(&format!("portfolio[{i}].url"), validation::http_url(&it.url));
                 let kind = PortfolioKind::parse(&it.kind);
                 if kind.is_none() {
@@ -342,6 +349,9 @@ impl Counters {
     }
 }
 
+/// How recently an agent must have been seen to count as online (SPEC §3).
+pub const ONLINE_WINDOW_SECS: i64 = 120;
+
 /// An account as the rest of the system sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -367,6 +377,11 @@ impl Account {
 
     pub fn is_banned(&self) -> bool {
         self.banned_at.is_some()
+    }
+
+    /// Online: seen (heartbeat or inbox wait) within the last [`ONLINE_WINDOW_SECS`].
+    pub fn is_online(&self, now: Timestamp) -> bool {
+        self.last_seen_at.is_some_and(|t| t >= now.plus_seconds(-ONLINE_WINDOW_SECS))
     }
 
     /// Whether `other` may manage this account: itself, or the owner of this agent.
@@ -400,7 +415,11 @@ mod tests {
             skills: Some(vec!["rust".into(), "Bad Skill!".into()]),
             pricing: Some(PricingInput { per_task: Some(-1), ..Default::default() }),
             max_concurrent_tasks: Some(0),
-            portfolio: Some(vec![PortfolioInput { title: "x".into(), url: "ftp://x".into(), kind: "gif".into() }]),
+            portfolio: Some(vec![PortfolioInput {
+                title: "x".into(),
+                url: "ftp://x".into(),
+                kind: "gif".into(),
+            }]),
             ..Default::default()
         };
         let err = Profile::default().apply(input).unwrap_err();
@@ -423,7 +442,11 @@ mod tests {
         let next = base
             .apply(ProfileInput {
                 skills: Some(vec!["Rust".into(), "rust".into(), "sql".into()]),
-                pricing: Some(PricingInput { currency: Some("PTS".into()), per_task: Some(5), ..Default::default() }),
+                pricing: Some(PricingInput {
+                    currency: Some("PTS".into()),
+                    per_task: Some(5),
+                    ..Default::default()
+                }),
                 max_concurrent_tasks: Some(3),
                 ..Default::default()
             })

@@ -56,7 +56,16 @@ pub fn mint(kind: SecretKind, random: [u8; 32]) -> Minted {
 
 /// Hex SHA-256 of a presented secret: the form in which keys and tokens are stored and looked up.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
+    sha256_hex(&[secret.as_bytes()])
+}
+
+/// Hex SHA-256 of the concatenation of `parts`.
+pub fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let digest = h.finalize();
     let mut out = String::with_capacity(64);
     for b in digest {
         out.push(char::from(HEX[usize::from(b >> 4)]));
@@ -71,6 +80,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Unlike keys it is stored as is, because the server needs it to sign deliveries.
 pub fn webhook_secret(random: [u8; 32]) -> String {
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random))
+}
+
+/// A random password of 32 URL-safe characters (192 bits), for credentials printed once.
+pub fn one_time_password(random: [u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(&random[..24])
 }
 
 #[cfg(test)]

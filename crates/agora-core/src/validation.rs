@@ -36,15 +36,20 @@ impl Invalid {
         self.0.push(FieldError { path: path.into(), message: message.into() });
     }
 
+    /// The same errors with their paths re-rooted under `prefix`.
+    pub fn at(mut self, prefix: &str) -> Self {
+        for fe in &mut self.0 {
+            fe.path = join_path(prefix, &fe.path);
+        }
+        self
+    }
+
     /// Collects the error of `result` (re-rooted under `prefix`) and returns its value, if any.
     pub fn collect<T>(&mut self, prefix: &str, result: Result<T, Invalid>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
-                for mut fe in e.0 {
-                    fe.path = join_path(prefix, &fe.path);
-                    self.0.push(fe);
-                }
+                self.0.extend(e.at(prefix).0);
                 None
             }
         }

@@ -1,1 +1,158 @@
-//! placeholder
+//! Agora's HTTP server: the native API, its conventions (envelope, auth, idempotency, rate
+//! limits, pagination), operations endpoints and the OpenAPI document.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
+
+use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
+
+use agora_store::Store;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Request},
+    middleware::from_fn_with_state,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::Config;
+use error::ApiError;
+
+/// What every handler can reach: storage, configuration, limits and metrics.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub limits: ratelimit::RateLimits,
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        let limits = ratelimit::RateLimits::new(&config);
+        Self(Arc::new(Shared { store, config, limits, metrics: metrics::Metrics::default() }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = api_routes().split_for_parts();
+    openapi::finish(api)
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api::router())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MakeUlidRequestId;
+
+impl MakeRequestId for MakeUlidRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&format!("req_{}", ulid::Ulid::generate().to_string().to_lowercase()))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    // The path only: query strings can carry things that do not belong in logs.
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id,
+        account_id = tracing::field::Empty)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("handler panicked").into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        error::code::METHOD_NOT_ALLOWED,
+        "method not allowed here",
+    )
+}
+
+/// The whole application: the API behind authentication and idempotency, the operations
+/// endpoints beside it, and the layers every request passes (request id, tracing, metrics,
+/// panic recovery, body limit).
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api_routes().split_for_parts();
+    let api = api
+        .layer(from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(from_fn_with_state(state.clone(), auth::gate));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(api::ops::healthz))
+        .route("/readyz", get(api::ops::readyz))
+        .route("/metrics", get(api::ops::metrics))
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi::finish(doc)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeUlidRequestId))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeper = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.limits.sweep();
+            }
+        })
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    result
+}

@@ -35,7 +35,11 @@ impl PgStore {
 
     /// Connects with explicit options (tests use this to pin a `search_path` per test).
     pub async fn connect_with(opts: PgConnectOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(shared::db_err(None))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(opts)
+            .await
+            .map_err(shared::db_err(None))?;
         Ok(Self { pool })
     }
 

@@ -28,7 +28,9 @@ pub fn server_url() -> Option<String> {
         return Some(LOCAL_URL.to_owned());
     }
     static SKIP: Once = Once::new();
-    SKIP.call_once(|| eprintln!("skipped: no PostgreSQL ({URL_VAR} unset and nothing answers on 127.0.0.1:5432)"));
+    SKIP.call_once(|| {
+        eprintln!("skipped: no PostgreSQL ({URL_VAR} unset and nothing answers on 127.0.0.1:5432)")
+    });
     None
 }
 
@@ -91,6 +93,7 @@ impl Drop for TestSchema {
 fn ulid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{t:x}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }

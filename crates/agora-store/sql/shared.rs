@@ -122,7 +122,8 @@ fn api_key_from_row(r: &DbRow) -> Result<ApiKeyRecord> {
 async fn account_by_id(conn: &mut Conn, id: &AccountId, suffix: &str) -> Result<Option<Account>> {
     // `suffix` is one of this crate's constants, never input.
     let sql = format!("SELECT {} FROM accounts a WHERE a.id = $1{suffix}", account_cols!());
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(conn).await.map_err(err)?;
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(conn).await.map_err(err)?;
     row.as_ref().map(account_from_row).transpose()
 }
 
@@ -202,7 +203,10 @@ impl Store for BackendStore {
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
 
         // Only constants are formatted into the text; every value is a bound parameter.
-        let sql = format!("SELECT {} FROM accounts a WHERE {filter} ORDER BY {order} LIMIT $4 OFFSET $5", account_cols!());
+        let sql = format!(
+            "SELECT {} FROM accounts a WHERE {filter} ORDER BY {order} LIMIT $4 OFFSET $5",
+            account_cols!()
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(skill.as_deref())
             .bind(text.as_deref())
@@ -212,15 +216,16 @@ impl Store for BackendStore {
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM accounts a WHERE {filter}")))
-            .bind(skill.as_deref())
-            .bind(text.as_deref())
-            .bind(seen)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?
-            .try_get("n")
-            .map_err(err)?;
+        let total: i64 =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM accounts a WHERE {filter}")))
+                .bind(skill.as_deref())
+                .bind(text.as_deref())
+                .bind(seen)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?
+                .try_get("n")
+                .map_err(err)?;
         Ok(Page { items: rows.iter().map(account_from_row).collect::<Result<_>>()?, total: count(total) })
     }
 
@@ -245,19 +250,29 @@ impl Store for BackendStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn principal_by_access_token(&self, access_hash: &str, now: Timestamp) -> Result<Option<Principal>> {
+    async fn principal_by_access_token(
+        &self,
+        access_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Principal>> {
         let sql = concat!(
             "SELECT ",
             account_cols!(),
             ", s.id AS session_id FROM sessions s JOIN accounts a ON a.id = s.account_id \
              WHERE s.access_hash = $1 AND s.revoked_at IS NULL AND s.access_expires_at > $2"
         );
-        let row =
-            sqlx::query(sql).bind(access_hash).bind(now.millis()).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query(sql)
+            .bind(access_hash)
+            .bind(now.millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.map(|r| {
             Ok(Principal {
                 account: account_from_row(&r)?,
-                credential: Credential::Session(SessionId::from_trusted(r.try_get("session_id").map_err(err)?)),
+                credential: Credential::Session(SessionId::from_trusted(
+                    r.try_get("session_id").map_err(err)?,
+                )),
                 last_used_at: None,
             })
         })
@@ -360,7 +375,13 @@ impl Tx for SqlTx {
         account_by_id(&mut self.tx, id, FOR_UPDATE).await
     }
 
-    async fn update_profile(&mut self, id: &AccountId, name: &str, p: &Profile, now: Timestamp) -> Result<()> {
+    async fn update_profile(
+        &mut self,
+        id: &AccountId,
+        name: &str,
+        p: &Profile,
+        now: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE accounts SET name = $2, description = $3, skills = $4, model_name = $5, pricing = $6, \
              max_concurrent_tasks = $7, wallet_address = $8, portfolio = $9, updated_at = $10 WHERE id = $1",
@@ -381,7 +402,12 @@ impl Tx for SqlTx {
         Ok(())
     }
 
-    async fn set_banned(&mut self, id: &AccountId, banned_at: Option<Timestamp>, now: Timestamp) -> Result<bool> {
+    async fn set_banned(
+        &mut self,
+        id: &AccountId,
+        banned_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool> {
         let done = sqlx::query("UPDATE accounts SET banned_at = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(banned_at.map(Timestamp::millis))
@@ -503,7 +529,11 @@ impl Tx for SqlTx {
         Ok(())
     }
 
-    async fn insert_idempotency_record(&mut self, r: &IdempotencyRecord, expired_before: Timestamp) -> Result<()> {
+    async fn insert_idempotency_record(
+        &mut self,
+        r: &IdempotencyRecord,
+        expired_before: Timestamp,
+    ) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, status, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \

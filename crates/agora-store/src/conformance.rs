@@ -8,7 +8,9 @@ use agora_core::{
     credential::{SecretKind, hash_secret, mint},
 };
 
-use crate::{AgentQuery, AgentSort, Conflict, IdempotencyRecord, NewAccount, NewApiKey, NewSession, Store, StoreError};
+use crate::{
+    AgentQuery, AgentSort, Conflict, IdempotencyRecord, NewAccount, NewApiKey, NewSession, Store, StoreError,
+};
 
 /// Runs every check in order against a fresh, migrated store.
 pub async fn run_all(store: &dyn Store) {
@@ -66,7 +68,8 @@ async fn accounts_round_trip(store: &dyn Store) {
     assert_eq!(got.created_at, a.created_at);
     assert_eq!(got.banned_at, None);
 
-    let (by_email, hash) = store.account_login(a.email.as_ref().expect("email")).await.expect("read").expect("found");
+    let (by_email, hash) =
+        store.account_login(a.email.as_ref().expect("email")).await.expect("read").expect("found");
     assert_eq!(by_email.id, a.id);
     assert_eq!(hash.as_deref(), Some("$argon2id$fake"));
 
@@ -162,13 +165,18 @@ async fn refresh_tokens_are_taken_once(store: &dyn Store) {
 
     let p = store.principal_by_access_token(&s.access_hash, t).await.expect("read").expect("live");
     assert_eq!(p.account.id, a.id);
-    assert!(store.principal_by_access_token(&s.access_hash, t.plus_seconds(61)).await.expect("read").is_none());
+    assert!(
+        store.principal_by_access_token(&s.access_hash, t.plus_seconds(61)).await.expect("read").is_none()
+    );
 
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.take_refresh_token(&s.refresh_hash, t).await.expect("take"), Some(a.id.clone()));
     assert_eq!(tx.take_refresh_token(&s.refresh_hash, t).await.expect("take"), None);
     tx.commit().await.expect("commit");
-    assert!(store.principal_by_access_token(&s.access_hash, t).await.expect("read").is_none(), "refresh revokes");
+    assert!(
+        store.principal_by_access_token(&s.access_hash, t).await.expect("read").is_none(),
+        "refresh revokes"
+    );
 }
 
 async fn idempotency_records_conflict_while_live(store: &dyn Store) {
@@ -202,7 +210,9 @@ async fn idempotency_records_conflict_while_live(store: &dyn Store) {
 
     // A day later the key is free again.
     let later = t.plus_seconds(window + 1);
-    assert!(store.idempotency_record(&a.id, "k-1", later.plus_seconds(-window)).await.expect("read").is_none());
+    assert!(
+        store.idempotency_record(&a.id, "k-1", later.plus_seconds(-window)).await.expect("read").is_none()
+    );
     let mut tx = store.begin().await.expect("begin");
     let fresh = IdempotencyRecord { created_at: later, ..again };
     tx.insert_idempotency_record(&fresh, later.plus_seconds(-window)).await.expect("expired record replaced");

@@ -166,7 +166,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The principal of a live (unrevoked) API key with this hash.
     async fn principal_by_key(&self, key_hash: &str) -> Result<Option<Principal>>;
     /// The principal of a live, unexpired access token with this hash.
-    async fn principal_by_access_token(&self, access_hash: &str, now: Timestamp) -> Result<Option<Principal>>;
+    async fn principal_by_access_token(&self, access_hash: &str, now: Timestamp)
+    -> Result<Option<Principal>>;
     /// Records that a key was used (callers throttle how often).
     async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
     /// The account's keys, live ones first, newest first.
@@ -190,9 +191,20 @@ pub trait Tx: Send {
     async fn insert_account(&mut self, account: &NewAccount) -> Result<()>;
     /// The account, locked against concurrent writers until this transaction ends.
     async fn account_for_update(&mut self, id: &AccountId) -> Result<Option<Account>>;
-    async fn update_profile(&mut self, id: &AccountId, name: &str, profile: &Profile, now: Timestamp) -> Result<()>;
+    async fn update_profile(
+        &mut self,
+        id: &AccountId,
+        name: &str,
+        profile: &Profile,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Sets or clears the ban; `false` when there is no such account.
-    async fn set_banned(&mut self, id: &AccountId, banned_at: Option<Timestamp>, now: Timestamp) -> Result<bool>;
+    async fn set_banned(
+        &mut self,
+        id: &AccountId,
+        banned_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool>;
     async fn set_role(&mut self, id: &AccountId, role: Role, now: Timestamp) -> Result<bool>;
     async fn set_password_hash(&mut self, id: &AccountId, hash: &str, now: Timestamp) -> Result<bool>;
     async fn set_webhook_secret(&mut self, id: &AccountId, secret: &str, now: Timestamp) -> Result<()>;
@@ -215,6 +227,9 @@ pub trait Tx: Send {
     /// Stores the first response to an idempotency key. `Conflict::IdempotencyKey` when a
     /// live record already exists (a concurrent request with the same key won); an expired
     /// one is replaced.
-    async fn insert_idempotency_record(&mut self, record: &IdempotencyRecord, expired_before: Timestamp)
-    -> Result<()>;
+    async fn insert_idempotency_record(
+        &mut self,
+        record: &IdempotencyRecord,
+        expired_before: Timestamp,
+    ) -> Result<()>;
 }

@@ -1,1 +1,286 @@
-fn main() {}
+//! `agora`: the one binary. `serve` runs the platform; `migrate`, `admin …` and
+//! `config example` operate it. Configuration: flags > `AGORA_…` environment > TOML file >
+//! defaults (SPEC §11).
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use agora_core::{
+    Timestamp,
+    account::{Email, Password},
+};
+use agora_server::{
+    AppState, Config,
+    config::{DatabaseUrl, LogFormat},
+};
+use agora_store::Store;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agora",
+    version,
+    about = "A marketplace where people and AI agents hand work to each other"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(Settings),
+    /// Apply database migrations and exit.
+    Migrate(Settings),
+    /// Administer accounts (works whether or not a server is running).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin account.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Ban an account (by id or email): every call it makes is then refused.
+    Ban { account: String },
+    /// Lift a ban.
+    Unban { account: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration file.
+    Example,
+}
+
+/// Every setting; each flag also reads its `AGORA_…` environment variable.
+#[derive(Debug, Args)]
+struct Settings {
+    /// TOML configuration file.
+    #[arg(long, env = "AGORA_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to serve on [default: 127.0.0.1:8080].
+    #[arg(long, env = "AGORA_LISTEN", global = true)]
+    listen: Option<SocketAddr>,
+    /// sqlite://… or postgres://… (also read from DATABASE_URL) [default: SQLite in the data dir].
+    #[arg(long, env = "AGORA_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the SQLite file and other local state live [default: ./agora-data].
+    #[arg(long, env = "AGORA_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Requests per minute per key, and per IP when anonymous; 0 disables [default: 100].
+    #[arg(long, env = "AGORA_RATE_LIMIT_PER_MINUTE", global = true)]
+    rate_limit_per_minute: Option<u32>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "AGORA_BODY_LIMIT_BYTES", global = true)]
+    body_limit_bytes: Option<usize>,
+    /// Access token lifetime [default: 3600].
+    #[arg(long, env = "AGORA_ACCESS_TOKEN_TTL_SECONDS", global = true)]
+    access_token_ttl_seconds: Option<u64>,
+    /// Refresh token lifetime [default: 2592000].
+    #[arg(long, env = "AGORA_REFRESH_TOKEN_TTL_SECONDS", global = true)]
+    refresh_token_ttl_seconds: Option<u64>,
+    /// The URL people reach this server at (printed at start).
+    #[arg(long, env = "AGORA_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "AGORA_LOG_FORMAT", global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+impl Settings {
+    /// Defaults, then the TOML file, then environment and flags (clap gives a flag
+    /// precedence over its variable).
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        let database_url = self.database_url.clone().or_else(|| std::env::var("DATABASE_URL").ok());
+        if let Some(v) = database_url {
+            cfg.database_url = Some(DatabaseUrl(v));
+        }
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = &self.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = self.rate_limit_per_minute {
+            cfg.rate_limit_per_minute = v;
+        }
+        if let Some(v) = self.body_limit_bytes {
+            cfg.body_limit_bytes = v;
+        }
+        if let Some(v) = self.access_token_ttl_seconds {
+            cfg.access_token_ttl_seconds = v;
+        }
+        if let Some(v) = self.refresh_token_ttl_seconds {
+            cfg.refresh_token_ttl_seconds = v;
+        }
+        if let Some(v) = &self.public_url {
+            cfg.public_url = Some(v.clone());
+        }
+        if let Some(v) = self.log_format.as_deref() {
+            cfg.log_format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
+        }
+        Ok(cfg)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Opens and migrates the configured database.
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = cfg.effective_database_url();
+    let store: Arc<dyn Store> = if url.is_postgres() {
+        let s = agora_store_postgres::PgStore::connect(url.expose())
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        s.migrate().await.context("migrating PostgreSQL")?;
+        Arc::new(s)
+    } else if url.expose().starts_with("sqlite:") {
+        if cfg.database_url.is_none() {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        }
+        let s = agora_store_sqlite::SqliteStore::connect(url.expose())
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        s.migrate().await.context("migrating SQLite")?;
+        Arc::new(s)
+    } else {
+        bail!("unsupported database URL {url}: expected sqlite://… or postgres://…");
+    };
+    Ok(store)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let url = cfg.public_url();
+    tracing::info!(backend = store.backend(), database = %cfg.effective_database_url(), "database ready");
+    if let Some(admin) = agora_server::accounts::bootstrap_admin(store.as_ref()).await? {
+        // Printed, never logged: it is a password.
+        println!("First start: an admin account was created. Log in and keep this safe; it is shown once.");
+        println!("  email:    {}", admin.email);
+        println!("  password: {}", admin.password);
+        println!("  curl -s {url}/api/v1/auth/token -H 'content-type: application/json' \\");
+        println!("    -d '{{\"email\":\"{}\",\"password\":\"<password>\"}}'", admin.email);
+    }
+    println!("Agora is listening on {url}  (API docs: {url}/api/docs)");
+    agora_server::serve(listener, AppState::new(store, cfg), shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Finds an account by id (`acct_…`) or email.
+async fn find_account(store: &dyn Store, who: &str) -> anyhow::Result<agora_core::account::Account> {
+    let found = match agora_core::AccountId::parse(who) {
+        Some(id) => store.account(&id).await?,
+        None => match Email::parse(who) {
+            Ok(email) => store.account_login(&email).await?.map(|(a, _)| a),
+            Err(_) => bail!("{who:?} is neither an account id (acct_…) nor an email"),
+        },
+    };
+    found.with_context(|| format!("no account {who:?}"))
+}
+
+async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    match cmd {
+        AdminCommand::CreateAdmin { email, password } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+            let password = Password::parse(&password).map_err(|e| anyhow::anyhow!("password {e}"))?;
+            let created = agora_server::accounts::create_admin(store.as_ref(), email, password).await?;
+            println!("created admin {}", created.account.id);
+        }
+        AdminCommand::Ban { account } => set_ban(store.as_ref(), &account, true).await?,
+        AdminCommand::Unban { account } => set_ban(store.as_ref(), &account, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_ban(store: &dyn Store, who: &str, banned: bool) -> anyhow::Result<()> {
+    let account = find_account(store, who).await?;
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    tx.set_banned(&account.id, banned.then_some(now), now).await?;
+    tx.commit().await?;
+    println!("{} {}", if banned { "banned" } else { "unbanned" }, account.id);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Example } => {
+            print!("{}", agora_server::config::EXAMPLE);
+            Ok(())
+        }
+        Command::Serve(settings) => {
+            let cfg = settings.load()?;
+            init_logging(cfg.log_format);
+            serve(cfg).await
+        }
+        Command::Migrate(settings) => {
+            let cfg = settings.load()?;
+            init_logging(cfg.log_format);
+            let store = open_store(&cfg).await?;
+            println!("migrations applied ({}: {})", store.backend(), cfg.effective_database_url());
+            Ok(())
+        }
+        Command::Admin { command, settings } => {
+            let cfg = settings.load()?;
+            init_logging(cfg.log_format);
+            admin(command, cfg).await
+        }
+    }
+}

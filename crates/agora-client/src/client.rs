@@ -1,0 +1,230 @@
+//! A typed client for the native API over HTTP.
+
+use reqwest::{Method, header::HeaderMap};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered with an error envelope.
+    #[error("{status} {code}: {message}")]
+    Api { status: u16, code: String, message: String, details: Value },
+    #[error("unexpected response ({status}): {body}")]
+    Unexpected { status: u16, body: String },
+}
+
+impl ClientError {
+    /// The envelope's error code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),
+            Self::Transport(e) => e.status().map(|s| s.as_u16()),
+        }
+    }
+}
+
+/// A whole response, for callers that look at statuses and headers themselves.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body as JSON (`Value::Null` when empty or not JSON).
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The envelope's `data`, typed; an error envelope becomes `ClientError::Api`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        if (200..300).contains(&self.status) {
+            if let Some(data) = self.json.get("data") {
+                return serde_json::from_value(data.clone())
+                    .map_err(|e| ClientError::Unexpected { status: self.status, body: e.to_string() });
+            }
+        }
+        Err(self.error())
+    }
+
+    /// The error code of an error envelope.
+    pub fn code(&self) -> Option<&str> {
+        self.json.pointer("/error/code").and_then(Value::as_str)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn error(&self) -> ClientError {
+        match (self.code(), self.json.pointer("/error/message").and_then(Value::as_str)) {
+            (Some(code), Some(message)) => ClientError::Api {
+                status: self.status,
+                code: code.to_owned(),
+                message: message.to_owned(),
+                details: self.json.pointer("/error/details").cloned().unwrap_or(Value::Null),
+            },
+            _ => ClientError::Unexpected { status: self.status, body: self.text.clone() },
+        }
+    }
+}
+
+/// A client of one Agora server, optionally authenticated with a bearer token or API key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// `base` is the server's root URL, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { http: reqwest::Client::new(), base: base.into().trim_end_matches('/').to_owned(), token: None }
+    }
+
+    /// The same client, presenting `token` (an API key or access token).
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self { token: Some(token.into()), ..self.clone() }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends any request; `path` is absolute from the server root (`/api/v1/me`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ClientError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Reply { status, headers, json, text })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| ClientError::Unexpected { status: 0, body: e.to_string() })?;
+        self.send(method, path, body.as_ref(), &[]).await?.data()
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&Value>).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::DELETE, path, None::<&Value>).await
+    }
+
+    // The native API, one method per endpoint.
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<Registered, ClientError> {
+        self.post("/api/v1/auth/register", req).await
+    }
+
+    pub async fn token(&self, email: &str, password: &str) -> Result<TokenPair, ClientError> {
+        self.post("/api/v1/auth/token", &TokenRequest { email: email.into(), password: password.into() })
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ClientError> {
+        self.post("/api/v1/auth/refresh", &RefreshRequest { refresh_token: refresh_token.into() }).await
+    }
+
+    pub async fn logout(&self) -> Result<Value, ClientError> {
+        self.post("/api/v1/auth/logout", &Value::Null).await
+    }
+
+    pub async fn me(&self) -> Result<Account, ClientError> {
+        self.get("/api/v1/me").await
+    }
+
+    pub async fn update_me(&self, req: &ProfileFields) -> Result<Account, ClientError> {
+        self.patch("/api/v1/me", req).await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<ApiKey>, ClientError> {
+        self.get("/api/v1/me/keys").await
+    }
+
+    pub async fn create_key(&self, name: Option<&str>) -> Result<CreatedKey, ClientError> {
+        self.post("/api/v1/me/keys", &CreateKeyRequest { name: name.map(str::to_owned) }).await
+    }
+
+    pub async fn rotate_key(&self, id: &str) -> Result<CreatedKey, ClientError> {
+        self.post(&format!("/api/v1/me/keys/{id}/rotate"), &Value::Null).await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, ClientError> {
+        self.delete(&format!("/api/v1/me/keys/{id}")).await
+    }
+
+    pub async fn rotate_webhook_secret(&self) -> Result<WebhookSecret, ClientError> {
+        self.post("/api/v1/me/webhook-secret/rotate", &Value::Null).await
+    }
+
+    pub async fn create_agent(&self, req: &ProfileFields) -> Result<CreatedAgent, ClientError> {
+        self.post("/api/v1/agents", req).await
+    }
+
+    pub async fn agent(&self, id: &str) -> Result<Account, ClientError> {
+        self.get(&format!("/api/v1/agents/{id}")).await
+    }
+
+    pub async fn ban(&self, account_id: &str, reason: Option<&str>) -> Result<Account, ClientError> {
+        let body = BanRequest { reason: reason.map(str::to_owned) };
+        self.post(&format!("/api/v1/admin/accounts/{account_id}/ban"), &body).await
+    }
+
+    pub async fn unban(&self, account_id: &str) -> Result<Account, ClientError> {
+        self.post(&format!("/api/v1/admin/accounts/{account_id}/unban"), &Value::Null).await
+    }
+}

@@ -1,0 +1,307 @@
+//! Request and response bodies of the native API (`/api/v1`), and its envelope (SPEC §6).
+//!
+//! Request types reject unknown fields; optional fields may be omitted. Money amounts are
+//! integers in minor units of their currency.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+#[cfg(feature = "openapi")]
+use utoipa::{IntoParams, ToSchema};
+
+/// `{"success": true, "data": …}`, plus `pagination` on lists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub data: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Pagination {
+    pub page: u64,
+    pub limit: u64,
+    pub total: u64,
+    pub has_more: bool,
+}
+
+/// `{"success": false, "error": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorEnvelope {
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// Stable upper-snake code naming the cause, e.g. `VALIDATION_ERROR`, `ACCOUNT_BANNED`.
+    pub code: String,
+    pub message: String,
+    /// Cause-specific details; for `VALIDATION_ERROR`, `{"errors": [{"path", "message"}]}`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Value,
+}
+
+/// `page` (from 1) and `limit` (1–100, default 20) of a list.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// For PATCH fields that can be cleared: absent = keep, `null` = clear, a value = set.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    Human,
+    Agent,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PricingInput {
+    pub currency: Option<String>,
+    pub chat_first_message: Option<i64>,
+    pub chat_subsequent_message: Option<i64>,
+    pub per_task: Option<i64>,
+    pub hourly: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioItemInput {
+    pub title: String,
+    pub url: String,
+    /// `image`, `link` or `video`.
+    pub kind: String,
+}
+
+/// Profile fields: the body of `PATCH /me` (absent fields are kept) and of `POST /agents`
+/// (where `name` is required).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub skills: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub model_name: Option<Option<String>>,
+    pub pricing: Option<PricingInput>,
+    pub max_concurrent_tasks: Option<i64>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub wallet_address: Option<Option<String>>,
+    pub portfolio: Option<Vec<PortfolioItemInput>>,
+}
+
+/// `POST /auth/register`. Humans need email and password; agents may register with a
+/// name alone and receive their first API key in the response. The rest of a profile is set
+/// with `PATCH /me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub account_type: AccountType,
+    pub name: String,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub description: Option<String>,
+    pub skills: Option<Vec<String>>,
+    pub model_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Pricing {
+    pub currency: Option<String>,
+    pub chat_first_message: Option<i64>,
+    pub chat_subsequent_message: Option<i64>,
+    pub per_task: Option<i64>,
+    pub hourly: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PortfolioItem {
+    pub title: String,
+    pub url: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Counters {
+    pub completed: i64,
+    pub failed: i64,
+    pub no_response: i64,
+    /// Completed over all finished tasks, in whole percent; absent before the first.
+    pub success_rate: Option<u8>,
+}
+
+/// An account's public profile; `GET /me` adds the private fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Account {
+    pub id: String,
+    pub account_type: AccountType,
+    pub name: String,
+    pub description: String,
+    pub skills: Vec<String>,
+    pub model_name: Option<String>,
+    pub pricing: Pricing,
+    pub max_concurrent_tasks: u32,
+    pub portfolio: Vec<PortfolioItem>,
+    pub owner_id: Option<String>,
+    pub counters: Counters,
+    /// Heartbeat or inbox wait within the last 120 s.
+    pub online: bool,
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+    /// Private: only in `GET /me` and to admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned_at: Option<String>,
+}
+
+/// An account just created, with the secrets shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Registered {
+    pub account: Account,
+    /// The agent's first API key (agents only). Store it: it is never shown again.
+    pub api_key: Option<String>,
+    /// The account's webhook signing secret. Store it: it is never shown again.
+    pub webhook_secret: String,
+}
+
+/// `POST /auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /auth/refresh`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// `POST /me/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: Option<String>,
+}
+
+/// An API key as listed: its prefix, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created or rotated; `key` is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub info: ApiKey,
+    pub key: String,
+}
+
+/// An owner's new agent and its first key (shown this once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedAgent {
+    pub agent: Account,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookSecret {
+    /// `whsec_…`: shown this once.
+    pub webhook_secret: String,
+}
+
+/// `POST /admin/accounts/{id}/ban`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    pub reason: Option<String>,
+}
+
+/// `GET /agents` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct AgentListQuery {
+    /// Only agents seen within the last 120 s.
+    pub online: Option<bool>,
+    /// A skill tag the agent must have.
+    pub skill: Option<String>,
+    /// Words in the name or description (case-insensitive).
+    pub q: Option<String>,
+    /// `newest` (default) or `name`.
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}

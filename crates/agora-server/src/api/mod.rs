@@ -1,0 +1,26 @@
+//! The native API (`/api/v1`): one module per area, each with its own routes.
+
+mod admin;
+mod agents;
+mod auth;
+mod me;
+pub mod ops;
+pub mod views;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// Every `/api/v1` route, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(agents::router())
+        .merge(admin::router())
+}
+
+/// Parses a path id; a malformed id names nothing, so it is a 404 like a missing one.
+fn path_id<T>(raw: &str, parse: fn(&str) -> Option<T>, what: &str) -> crate::error::Result<T> {
+    parse(raw).ok_or_else(|| crate::error::ApiError::not_found(what))
+}

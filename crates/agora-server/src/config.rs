@@ -1,0 +1,227 @@
+//! The one typed configuration (SPEC §11), built by the binary from defaults, then an
+//! optional TOML file, then `AGORA_…` environment variables, then flags, and passed through
+//! the application state. Nothing reads the environment anywhere else.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Every setting. TOML keys are these field names; environment variables are `AGORA_` + the
+/// name in upper case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; unset means SQLite in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Where the SQLite file and other local state live.
+    pub data_dir: PathBuf,
+    /// Default per-key and per-IP limit (requests per minute); 0 disables rate limiting.
+    pub rate_limit_per_minute: u32,
+    /// Named limits, `name = "COUNT/PERIOD"` with PERIOD one of second, minute, hour, day.
+    pub rate_limits: BTreeMap<String, RateSpec>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    pub access_token_ttl_seconds: u64,
+    pub refresh_token_ttl_seconds: u64,
+    /// The URL people reach this server at (printed at start; defaults to `http://<listen>`).
+    pub public_url: Option<String>,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from("./agora-data"),
+            rate_limit_per_minute: 100,
+            rate_limits: default_named_limits(),
+            body_limit_bytes: 1024 * 1024,
+            access_token_ttl_seconds: 3600,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+            public_url: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Named limits that exist unless the operator overrides them.
+fn default_named_limits() -> BTreeMap<String, RateSpec> {
+    // Login and registration per IP: slows password guessing without bothering people.
+    BTreeMap::from([("auth".to_owned(), RateSpec { count: 20, period: Duration::from_secs(60) })])
+}
+
+impl Config {
+    /// The base URL to show people.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The database URL in effect: the configured one, or the SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> DatabaseUrl {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl(format!("sqlite://{}", self.data_dir.join("agora.db").display())))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A database URL whose password never reaches a log.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else { return self.0.clone() };
+        let Some((userinfo, host)) = rest.split_once('@') else { return self.0.clone() };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `COUNT/PERIOD`, e.g. `60/minute` or `3/day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl std::str::FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, unit) =
+            s.split_once('/').ok_or_else(|| format!("{s:?}: expected COUNT/PERIOD, e.g. 60/minute"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("{s:?}: COUNT must be a whole number"))?;
+        let secs = match unit.trim() {
+            "second" | "s" => 1,
+            "minute" | "min" | "m" => 60,
+            "hour" | "h" => 3600,
+            "day" | "d" => 86_400,
+            other => return Err(format!("{s:?}: unknown period {other:?} (second, minute, hour, day)")),
+        };
+        if count == 0 {
+            return Err(format!("{s:?}: COUNT must be at least 1"));
+        }
+        Ok(Self { count, period: Duration::from_secs(secs) })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The commented example printed by `agora config example`. A test parses it, so it stays valid.
+pub const EXAMPLE: &str = r#"# Agora configuration. Every setting is optional; shown here with its default.
+# Precedence: flags > AGORA_* environment variables > this file > defaults.
+# Load it with `agora serve --config agora.toml` (or AGORA_CONFIG=agora.toml).
+
+# Address to serve on (AGORA_LISTEN).
+listen = "127.0.0.1:8080"
+
+# sqlite://path or postgres://user:password@host/db (AGORA_DATABASE_URL or DATABASE_URL).
+# Unset: SQLite at <data_dir>/agora.db.
+# database_url = "postgres://agora@127.0.0.1:5432/agora"
+
+# Where the SQLite file and other local state live (AGORA_DATA_DIR).
+data_dir = "./agora-data"
+
+# Requests per minute per API key or token, and per IP for anonymous calls; 0 disables
+# rate limiting (AGORA_RATE_LIMIT_PER_MINUTE).
+rate_limit_per_minute = 100
+
+# Largest request body in bytes (AGORA_BODY_LIMIT_BYTES); larger ones get 413.
+body_limit_bytes = 1048576
+
+# Lifetimes of login tokens (AGORA_ACCESS_TOKEN_TTL_SECONDS, AGORA_REFRESH_TOKEN_TTL_SECONDS).
+access_token_ttl_seconds = 3600
+refresh_token_ttl_seconds = 2592000
+
+# The URL people reach this server at, printed at start (AGORA_PUBLIC_URL).
+# public_url = "https://agora.example.com"
+
+# "text" or "json" logs (AGORA_LOG_FORMAT). Verbosity: RUST_LOG, e.g. RUST_LOG=agora=debug.
+log_format = "text"
+
+# Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day.
+[rate_limits]
+# Logins and registrations per IP.
+auth = "20/minute"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).unwrap();
+        let d = Config::default();
+        assert_eq!(parsed.listen, d.listen);
+        assert_eq!(parsed.data_dir, d.data_dir);
+        assert_eq!(parsed.rate_limit_per_minute, d.rate_limit_per_minute);
+        assert_eq!(parsed.rate_limits, d.rate_limits);
+        assert_eq!(parsed.body_limit_bytes, d.body_limit_bytes);
+        assert_eq!(parsed.access_token_ttl_seconds, d.access_token_ttl_seconds);
+        assert_eq!(parsed.refresh_token_ttl_seconds, d.refresh_token_ttl_seconds);
+        assert_eq!(parsed.log_format, d.log_format);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("listen_addr = \"x\"").is_err());
+    }
+
+    #[test]
+    fn database_passwords_never_print() {
+        let url = DatabaseUrl("postgres://agora:hunter2@db:5432/agora".into());
+        assert_eq!(url.redacted(), "postgres://agora:***@db:5432/agora");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(!format!("{url}").contains("hunter2"));
+        let cfg = Config { database_url: Some(url), ..Config::default() };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn rate_specs_parse() {
+        assert_eq!("60/minute".parse(), Ok(RateSpec { count: 60, period: Duration::from_secs(60) }));
+        assert_eq!("3/day".parse::<RateSpec>().map(|r| r.period.as_secs()), Ok(86_400));
+        assert!("0/minute".parse::<RateSpec>().is_err());
+        assert!("5/fortnight".parse::<RateSpec>().is_err());
+    }
+}
