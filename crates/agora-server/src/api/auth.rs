@@ -45,14 +45,13 @@ fn register_spec(req: RegisterRequest) -> Result<AccountSpec, Invalid> {
     let name = inv.collect("name", account::parse_name(&req.name));
     let email = req.email.as_deref().and_then(|e| inv.collect("email", Email::parse(e)));
     let password = req.password.as_deref().and_then(|p| inv.collect("password", Password::parse(p)));
-    if kind == AccountKind::Human && req.email.is_none() {
-        inv.push("email", "is required for a human account");
+    // Humans log in with email and password; an agent may have both, or neither (key only).
+    let human = kind == AccountKind::Human;
+    if req.email.is_none() && (human || req.password.is_some()) {
+        inv.push("email", "is required for a human account, or with a password");
     }
-    if req.password.is_none() && (kind == AccountKind::Human || req.email.is_some()) {
-        inv.push("password", "is required to log in with an email");
-    }
-    if req.password.is_some() && req.email.is_none() {
-        inv.push("email", "is required with a password");
+    if req.password.is_none() && (human || req.email.is_some()) {
+        inv.push("password", "is required for a human account, or with an email");
     }
     let profile = inv.collect(
         "",

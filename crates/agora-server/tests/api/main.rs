@@ -1,0 +1,11 @@
+//! The HTTP behaviour suite: every test runs against a real server on 127.0.0.1:0, once on
+//! SQLite and once on PostgreSQL (a fresh schema per test; see `helpers`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod helpers;
+
+mod accounts;
+mod conventions;
+mod keys;
+mod ops;

@@ -1,0 +1,90 @@
+//! Operations endpoints and the OpenAPI document.
+
+use reqwest::Method;
+
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(health_and_readiness_answer, metrics_count_requests_by_route, docs_are_served_offline);
+
+async fn health_and_readiness_answer(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app.send(None, Method::GET, "/healthz", None).await;
+    assert_eq!((r.status, r.json["data"]["status"].as_str()), (200, Some("ok")));
+    let r = app.send(None, Method::GET, "/readyz", None).await;
+    assert_eq!(r.status, 200);
+    let expected = match b {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(r.json["data"]["backend"], expected);
+}
+
+async fn metrics_count_requests_by_route(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (reg, agent) = app.agent("Measured", &[]).await;
+    agent.me().await.unwrap();
+    app.send(None, Method::GET, &format!("/api/v1/agents/{}", reg.account.id), None).await;
+    let r = app.send(None, Method::GET, "/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text;
+    assert!(text.contains(r#"agora_http_requests_total{method="GET",path="/api/v1/me",status="200"} 1"#), "{text}");
+    // Routes are labelled by their pattern, never by the ids in them.
+    assert!(text.contains(r#"path="/api/v1/agents/{id}""#), "{text}");
+    assert!(!text.contains(&reg.account.id));
+    assert!(text.contains("agora_http_request_duration_seconds_bucket"));
+}
+
+async fn docs_are_served_offline(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app.send(None, Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["openapi"], "3.1.0");
+    let r = reqwest::get(app.url("/api/docs/")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the docs page is Swagger UI");
+    // Vendored: the page loads its scripts from this server, not from a CDN.
+    assert!(!html.contains("https://"), "the docs page must not need the internet");
+    let r = reqwest::get(app.url("/api/docs/swagger-ui-bundle.js")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// The OpenAPI document is checked in; an API change shows as a diff of it.
+/// `UPDATE_SNAPSHOTS=1 cargo test -p agora-server openapi` rewrites it.
+#[test]
+fn openapi_document_matches_its_snapshot() {
+    let doc = serde_json::to_string_pretty(&agora_server::openapi()).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        stored == doc,
+        "the OpenAPI document changed; review and accept with UPDATE_SNAPSHOTS=1 cargo test -p agora-server openapi"
+    );
+}
+
+/// Every operation documents its errors, and every route the router serves is documented.
+#[test]
+fn every_operation_lists_its_error_responses() {
+    let doc = serde_json::to_value(agora_server::openapi()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut count = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            count += 1;
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["429", "500"] {
+                assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+            }
+            let public = op.get("security").is_some_and(|s| s == &serde_json::json!([{}]));
+            if !public {
+                assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+            }
+        }
+    }
+    // auth 4, me 7, agents 3, admin 2.
+    assert_eq!(count, 16, "operations in the document");
+}
