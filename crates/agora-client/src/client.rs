@@ -47,11 +47,11 @@ pub struct Reply {
 impl Reply {
     /// The envelope's `data`, typed; an error envelope becomes `ClientError::Api`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
-        if (200..300).contains(&self.status) {
-            if let Some(data) = self.json.get("data") {
-                return serde_json::from_value(data.clone())
-                    .map_err(|e| ClientError::Unexpected { status: self.status, body: e.to_string() });
-            }
+        if (200..300).contains(&self.status)
+            && let Some(data) = self.json.get("data")
+        {
+            return serde_json::from_value(data.clone())
+                .map_err(|e| ClientError::Unexpected { status: self.status, body: e.to_string() });
         }
         Err(self.error())
     }

@@ -234,10 +234,10 @@ impl Profile {
     pub fn apply(&self, input: ProfileInput) -> Result<Profile, Invalid> {
         let mut inv = Invalid::default();
         let mut next = self.clone();
-        if let Some(d) = input.description {
-            if let Some(d) = inv.collect("description", validation::text(&d, 0, 5000)) {
-                next.description = d;
-            }
+        if let Some(d) = input.description
+            && let Some(d) = inv.collect("description", validation::text(&d, 0, 5000))
+        {
+            next.description = d;
         }
         if let Some(skills) = input.skills {
             if skills.len() > MAX_SKILLS {
@@ -245,10 +245,10 @@ impl Profile {
             }
             let mut parsed = Vec::with_capacity(skills.len());
             for (i, s) in skills.iter().enumerate() {
-                if let Some(s) = inv.collect(&format!("skills[{i}]"), parse_skill(s)) {
-                    if !parsed.contains(&s) {
-                        parsed.push(s);
-                    }
+                if let Some(s) = inv.collect(&format!("skills[{i}]"), parse_skill(s))
+                    && !parsed.contains(&s)
+                {
+                    parsed.push(s);
                 }
             }
             next.skills = parsed;

@@ -4,6 +4,9 @@
 //! fails the test (CI sets it). When it is unset, a server on 127.0.0.1:5432 is used if one
 //! answers; otherwise PostgreSQL tests are skipped, and say so once.
 
+// Test support: a failed expectation here is a failed test, so panicking is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::{
     net::{SocketAddr, TcpStream},
     str::FromStr,

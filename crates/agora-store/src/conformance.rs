@@ -2,6 +2,9 @@
 //! crate's tests against a real database (`run_all`). A backend that passes it can be
 //! swapped for another without any change above the storage interface.
 
+// Test support: a failed expectation here is a failed test, so panicking is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use agora_core::{
     AccountId, ApiKeyId, SessionId, Timestamp,
     account::{AccountKind, Email, Profile, Role},

@@ -22,7 +22,12 @@ both_backends!(
     others_objects_are_404,
 );
 
-fn register_req(kind: AccountType, name: &str, email: Option<&str>, password: Option<&str>) -> RegisterRequest {
+fn register_req(
+    kind: AccountType,
+    name: &str,
+    email: Option<&str>,
+    password: Option<&str>,
+) -> RegisterRequest {
     RegisterRequest {
         account_type: kind,
         name: name.to_owned(),
@@ -89,10 +94,22 @@ async fn emails_are_unique_whatever_their_case(b: Backend) {
 
 async fn wrong_or_unknown_credentials_are_401(b: Backend) {
     let app = TestApp::new(b).await;
-    app.client.register(&register_req(AccountType::Human, "Cy", Some("cy@example.com"), Some("right password"))).await.unwrap();
-    for (email, password) in [("cy@example.com", "wrong password"), ("nobody@example.com", "right password"), ("not an email", "x")] {
+    app.client
+        .register(&register_req(AccountType::Human, "Cy", Some("cy@example.com"), Some("right password")))
+        .await
+        .unwrap();
+    for (email, password) in [
+        ("cy@example.com", "wrong password"),
+        ("nobody@example.com", "right password"),
+        ("not an email", "x"),
+    ] {
         let r = app
-            .send(None, Method::POST, "/api/v1/auth/token", Some(json!({"email": email, "password": password})))
+            .send(
+                None,
+                Method::POST,
+                "/api/v1/auth/token",
+                Some(json!({"email": email, "password": password})),
+            )
             .await;
         assert_error(&r, 401, "INVALID_CREDENTIALS");
     }
@@ -107,7 +124,10 @@ async fn wrong_or_unknown_credentials_are_401(b: Backend) {
 
 async fn refresh_tokens_work_once_and_retire_the_old_session(b: Backend) {
     let app = TestApp::new(b).await;
-    app.client.register(&register_req(AccountType::Human, "Di", Some("di@example.com"), Some("di password"))).await.unwrap();
+    app.client
+        .register(&register_req(AccountType::Human, "Di", Some("di@example.com"), Some("di password")))
+        .await
+        .unwrap();
     let first = app.client.token("di@example.com", "di password").await.unwrap();
     let second = app.client.refresh(&first.refresh_token).await.unwrap();
     assert_ne!(first.access_token, second.access_token);
@@ -147,7 +167,12 @@ async fn registration_reports_every_bad_field(b: Backend) {
     assert_eq!(paths, ["email", "name", "password", "skills[1]"]);
 
     let r = app
-        .send(None, Method::POST, "/api/v1/auth/register", Some(json!({"account_type": "robot", "name": "R"})))
+        .send(
+            None,
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(json!({"account_type": "robot", "name": "R"})),
+        )
         .await;
     assert_eq!(error_paths(&r), ["account_type"]);
 }
@@ -177,7 +202,8 @@ async fn profiles_update_and_show_publicly_without_private_fields(b: Backend) {
     assert_eq!(updated.portfolio[0].kind, "image");
 
     // A later edit keeps what it does not mention, and null clears.
-    let again: Account = agent.patch("/api/v1/me", &json!({"name": "Oil Painter", "model_name": null})).await.unwrap();
+    let again: Account =
+        agent.patch("/api/v1/me", &json!({"name": "Oil Painter", "model_name": null})).await.unwrap();
     assert_eq!(again.name, "Oil Painter");
     assert_eq!(again.model_name, None);
     assert_eq!(again.skills, ["art", "oil-painting"]);
@@ -211,7 +237,8 @@ async fn owners_create_agents_and_the_directory_lists_them(b: Backend) {
     assert_eq!(r.json["pagination"]["total"], 1);
     assert_eq!(r.json["data"][0]["name"], "Owned Bot");
     let r = app.send(None, Method::GET, "/api/v1/agents?q=bot&sort=name", None).await;
-    let names: Vec<_> = r.json["data"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<_> =
+        r.json["data"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Free Bot", "Owned Bot"]);
     // Nobody has sent a heartbeat, so nobody is online.
     let r = app.send(None, Method::GET, "/api/v1/agents?online=true", None).await;
@@ -236,7 +263,9 @@ async fn banned_accounts_get_403_on_every_call(b: Backend) {
     assert!(banned.banned_at.is_some());
     admin.ban(&human_reg.account.id, None).await.unwrap();
 
-    for (method, path) in [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/agents"), (Method::POST, "/api/v1/me/keys")] {
+    for (method, path) in
+        [(Method::GET, "/api/v1/me"), (Method::GET, "/api/v1/agents"), (Method::POST, "/api/v1/me/keys")]
+    {
         let r = app.send(reg.api_key.as_deref(), method, path, Some(json!({}))).await;
         assert_error(&r, 403, "ACCOUNT_BANNED");
     }
@@ -283,7 +312,9 @@ async fn others_objects_are_404(b: Backend) {
     let bobs_key = bob.create_key(Some("second")).await.unwrap();
 
     // Alice cannot revoke or rotate Bob's key, and cannot even tell that it exists.
-    for r in [alice.revoke_key(&bobs_key.info.id).await, alice.rotate_key(&bobs_key.info.id).await.map(|k| k.info)] {
+    for r in
+        [alice.revoke_key(&bobs_key.info.id).await, alice.rotate_key(&bobs_key.info.id).await.map(|k| k.info)]
+    {
         let e = r.unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(404), Some("NOT_FOUND")));
     }

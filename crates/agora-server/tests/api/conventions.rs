@@ -39,7 +39,14 @@ async fn validation_errors_name_every_failing_path(b: Backend) {
     paths.sort();
     assert_eq!(
         paths,
-        ["max_concurrent_tasks", "portfolio[0].kind", "portfolio[0].url", "pricing.currency", "pricing.per_task", "skills[1]"]
+        [
+            "max_concurrent_tasks",
+            "portfolio[0].kind",
+            "portfolio[0].url",
+            "pricing.currency",
+            "pricing.per_task",
+            "skills[1]"
+        ]
     );
     // Nothing was applied.
     let me = app.client.with_token(reg.api_key.unwrap()).me().await.unwrap();
@@ -50,14 +57,14 @@ async fn malformed_and_unknown_bodies_are_422(b: Backend) {
     let app = TestApp::new(b).await;
     let (reg, agent) = app.agent("Strict", &[]).await;
     let key = reg.api_key.as_deref();
-    let r = app.send(key, Method::PATCH, "/api/v1/me", Some(json!({"pricing": {"per_task": 1, "bogus": true}}))).await;
+    let r = app
+        .send(key, Method::PATCH, "/api/v1/me", Some(json!({"pricing": {"per_task": 1, "bogus": true}})))
+        .await;
     assert_eq!(error_paths(&r), ["pricing.bogus"]);
     let r = app.send(key, Method::PATCH, "/api/v1/me", Some(json!({"skills": "rust"}))).await;
     assert_eq!(error_paths(&r), ["skills"]);
-    let r = agent
-        .send(Method::PATCH, "/api/v1/me", None, &[("content-type", "application/json")])
-        .await
-        .unwrap();
+    let r =
+        agent.send(Method::PATCH, "/api/v1/me", None, &[("content-type", "application/json")]).await.unwrap();
     assert_eq!(r.status, 200, "an empty body changes nothing: {}", r.text);
     let raw = reqwest::Client::new()
         .patch(app.url("/api/v1/me"))
@@ -116,10 +123,17 @@ async fn count_agents(app: &TestApp, q: &str) -> u64 {
 async fn idempotent_posts_replay_the_first_response(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, owner) = app.human("Owner").await;
-    let body = serde_json::to_value(ProfileFields { name: Some("Idem Bot".into()), ..Default::default() }).unwrap();
-    let first = owner.send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")]).await.unwrap();
+    let body =
+        serde_json::to_value(ProfileFields { name: Some("Idem Bot".into()), ..Default::default() }).unwrap();
+    let first = owner
+        .send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")])
+        .await
+        .unwrap();
     assert_eq!(first.status, 201);
-    let second = owner.send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")]).await.unwrap();
+    let second = owner
+        .send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")])
+        .await
+        .unwrap();
     assert_eq!(second.status, 201);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(first.json, second.json, "the replay is the first response, byte for byte");
@@ -132,7 +146,10 @@ async fn idempotent_posts_replay_the_first_response(b: Backend) {
 
     // Keys are per account: another account's identical key is its own.
     let (_, other) = app.human("Other").await;
-    let theirs = other.send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")]).await.unwrap();
+    let theirs = other
+        .send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "create-1")])
+        .await
+        .unwrap();
     assert_eq!(theirs.status, 201);
     assert_eq!(theirs.header("idempotent-replayed"), None);
     assert_eq!(count_agents(&app, "idem%20bot").await, 3);
@@ -144,13 +161,19 @@ async fn a_reused_idempotency_key_with_another_body_is_409(b: Backend) {
     let a = json!({"name": "Bot A"});
     let r = owner.send(Method::POST, "/api/v1/agents", Some(&a), &[("idempotency-key", "k")]).await.unwrap();
     assert_eq!(r.status, 201);
-    let r = owner.send(Method::POST, "/api/v1/agents", Some(&json!({"name": "Bot B"})), &[("idempotency-key", "k")]).await.unwrap();
+    let r = owner
+        .send(Method::POST, "/api/v1/agents", Some(&json!({"name": "Bot B"})), &[("idempotency-key", "k")])
+        .await
+        .unwrap();
     assert_error(&r, 409, "IDEMPOTENCY_KEY_REUSED");
     // The same key on another endpoint is another request too.
     let r = owner.send(Method::POST, "/api/v1/me/keys", Some(&a), &[("idempotency-key", "k")]).await.unwrap();
     assert_error(&r, 409, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(count_agents(&app, "bot%20b").await, 0);
-    let r = owner.send(Method::POST, "/api/v1/agents", Some(&a), &[("idempotency-key", &"x".repeat(300))]).await.unwrap();
+    let r = owner
+        .send(Method::POST, "/api/v1/agents", Some(&a), &[("idempotency-key", &"x".repeat(300))])
+        .await
+        .unwrap();
     assert_eq!(error_paths(&r), ["Idempotency-Key"]);
 }
 
@@ -162,7 +185,10 @@ async fn concurrent_requests_with_one_key_make_one_effect(b: Backend) {
     for _ in 0..12 {
         let (owner, body) = (owner.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            owner.send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "race")]).await.unwrap()
+            owner
+                .send(Method::POST, "/api/v1/agents", Some(&body), &[("idempotency-key", "race")])
+                .await
+                .unwrap()
         }));
     }
     let mut ids = std::collections::BTreeSet::new();

@@ -107,7 +107,8 @@ impl TestApp {
 
     /// Registers a human and logs in: the account and a client holding its access token.
     pub async fn human(&self, name: &str) -> (Registered, Client) {
-        let email = format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), ulid::Ulid::generate());
+        let email =
+            format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), ulid::Ulid::generate());
         let reg = self
             .client
             .register(&RegisterRequest {

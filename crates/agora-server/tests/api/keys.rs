@@ -75,7 +75,9 @@ async fn keys_list_by_prefix_and_record_use(b: Backend) {
     }
     assert!(used.is_some(), "last_used_at was never set");
 
-    let r = app.send(reg.api_key.as_deref(), Method::POST, "/api/v1/me/keys", Some(serde_json::json!({"name": ""}))).await;
+    let r = app
+        .send(reg.api_key.as_deref(), Method::POST, "/api/v1/me/keys", Some(serde_json::json!({"name": ""})))
+        .await;
     assert_eq!(crate::helpers::error_paths(&r), ["name"]);
 }
 

@@ -28,7 +28,10 @@ async fn metrics_count_requests_by_route(b: Backend) {
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text;
-    assert!(text.contains(r#"agora_http_requests_total{method="GET",path="/api/v1/me",status="200"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"agora_http_requests_total{method="GET",path="/api/v1/me",status="200"} 1"#),
+        "{text}"
+    );
     // Routes are labelled by their pattern, never by the ids in them.
     assert!(text.contains(r#"path="/api/v1/agents/{id}""#), "{text}");
     assert!(!text.contains(&reg.account.id));
