@@ -48,10 +48,6 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
     }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 #[cfg(feature = "testing")]

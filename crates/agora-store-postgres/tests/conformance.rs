@@ -1,5 +1,6 @@
 //! The storage conformance suite against a real PostgreSQL (see `testing` for which one).
 
+use agora_store::Store;
 use agora_store_postgres::testing::TestSchema;
 
 #[tokio::test]

@@ -58,8 +58,4 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
     }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }

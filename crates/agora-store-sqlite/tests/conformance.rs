@@ -1,5 +1,6 @@
 //! The storage conformance suite against a real SQLite file.
 
+use agora_store::Store;
 use agora_store_sqlite::SqliteStore;
 
 #[tokio::test]

@@ -156,6 +156,10 @@ impl Store for BackendStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         Ok(Box::new(SqlTx { tx: begin(&self.pool).await.map_err(err)? }))
     }

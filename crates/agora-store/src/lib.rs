@@ -154,6 +154,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> Result<()>;
+    /// Closes the connection pool; every later call fails. Used at shutdown.
+    async fn close(&self);
     /// Starts a write transaction (on SQLite it takes the write lock at once).
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 

@@ -219,7 +219,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         println!("    -d '{{\"email\":\"{}\",\"password\":\"<password>\"}}'", admin.email);
     }
     println!("Agora is listening on {url}  (API docs: {url}/api/docs)");
-    agora_server::serve(listener, AppState::new(store, cfg), shutdown).await?;
+    agora_server::serve(listener, AppState::new(store.clone(), cfg), shutdown).await?;
+    store.close().await;
     Ok(())
 }
 

@@ -2,9 +2,14 @@
 
 use reqwest::Method;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, assert_error};
 
-both_backends!(health_and_readiness_answer, metrics_count_requests_by_route, docs_are_served_offline);
+both_backends!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_route,
+    docs_are_served_offline,
+    database_failures_are_generic_5xx,
+);
 
 async fn health_and_readiness_answer(b: Backend) {
     let app = TestApp::new(b).await;
@@ -17,6 +22,23 @@ async fn health_and_readiness_answer(b: Backend) {
         Backend::Postgres => "postgres",
     };
     assert_eq!(r.json["data"]["backend"], expected);
+}
+
+async fn database_failures_are_generic_5xx(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (reg, _) = app.agent("Unlucky", &[]).await;
+    app.store.close().await;
+
+    let r = app.send(None, Method::GET, "/readyz", None).await;
+    assert_error(&r, 503, "SERVICE_UNAVAILABLE");
+    let r = app.send(reg.api_key.as_deref(), Method::GET, "/api/v1/me", None).await;
+    assert_error(&r, 500, "INTERNAL_ERROR");
+    // The cause goes to the log, never to the client.
+    assert_eq!(r.json["error"]["message"], "internal error");
+    assert!(!r.text.to_lowercase().contains("pool"), "{}", r.text);
+    assert!(r.header("x-request-id").is_some(), "the request id ties the response to the logged cause");
+    // Liveness does not depend on the database.
+    assert_eq!(app.send(None, Method::GET, "/healthz", None).await.status, 200);
 }
 
 async fn metrics_count_requests_by_route(b: Backend) {
