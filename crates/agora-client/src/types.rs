@@ -48,15 +48,6 @@ pub struct ErrorBody {
     pub details: Value,
 }
 
-/// `page` (from 1) and `limit` (1–100, default 20) of a list.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub page: Option<u64>,
-    pub limit: Option<u64>,
-}
-
 /// For PATCH fields that can be cleared: absent = keep, `null` = clear, a value = set.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -283,7 +274,7 @@ pub struct BanRequest {
 
 /// `GET /agents` filters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AgentListQuery {
     /// Only agents seen within the last 120 s.

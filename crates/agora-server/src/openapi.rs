@@ -3,9 +3,9 @@
 
 use agora_client::types::ErrorEnvelope;
 use utoipa::{
-    Modify, OpenApi, PartialSchema,
+    Modify, OpenApi, ToSchema,
     openapi::{
-        Content, RefOr, Response, ResponseBuilder,
+        Content, Ref, RefOr, Response, ResponseBuilder,
         path::Operation,
         security::{Http, HttpAuthScheme, SecurityScheme},
     },
@@ -46,7 +46,7 @@ fn error_response(description: &str) -> RefOr<Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
-            .content("application/json", Content::new(Some(ErrorEnvelope::schema())))
+            .content("application/json", Content::new(Some(Ref::from_schema_name(ErrorEnvelope::name()))))
             .build(),
     )
 }

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The banned account", body = Envelope<Account>),
         (status = 400, description = "`CANNOT_BAN_SELF`", body = ErrorEnvelope),
+        (status = 403, description = "`FORBIDDEN`: not an admin; `ACCOUNT_BANNED`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
 async fn ban(
@@ -57,6 +58,7 @@ async fn ban(
     params(("id" = String, Path, description = "Account id (`acct_…`)")),
     responses(
         (status = 200, description = "The account", body = Envelope<Account>),
+        (status = 403, description = "`FORBIDDEN`: not an admin; `ACCOUNT_BANNED`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
 async fn unban(
