@@ -184,19 +184,11 @@ pub struct ProfileInput {
     pub description: Option<String>,
     pub skills: Option<Vec<String>>,
     pub model_name: Option<Option<String>>,
-    pub pricing: Option<PricingInput>,
+    /// Prices as given; checked by `Profile::apply`.
+    pub pricing: Option<Pricing>,
     pub max_concurrent_tasks: Option<i64>,
     pub wallet_address: Option<Option<String>>,
     pub portfolio: Option<Vec<PortfolioInput>>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PricingInput {
-    pub currency: Option<String>,
-    pub chat_first_message: Option<i64>,
-    pub chat_subsequent_message: Option<i64>,
-    pub per_task: Option<i64>,
-    pub hourly: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,7 +405,7 @@ mod tests {
     fn profile_apply_reports_every_bad_field_with_its_path() {
         let input = ProfileInput {
             skills: Some(vec!["rust".into(), "Bad Skill!".into()]),
-            pricing: Some(PricingInput { per_task: Some(-1), ..Default::default() }),
+            pricing: Some(Pricing { per_task: Some(-1), ..Default::default() }),
             max_concurrent_tasks: Some(0),
             portfolio: Some(vec![PortfolioInput {
                 title: "x".into(),
@@ -442,7 +434,7 @@ mod tests {
         let next = base
             .apply(ProfileInput {
                 skills: Some(vec!["Rust".into(), "rust".into(), "sql".into()]),
-                pricing: Some(PricingInput {
+                pricing: Some(Pricing {
                     currency: Some("PTS".into()),
                     per_task: Some(5),
                     ..Default::default()
@@ -461,7 +453,7 @@ mod tests {
     fn a_price_needs_a_currency() {
         let err = Profile::default()
             .apply(ProfileInput {
-                pricing: Some(PricingInput { hourly: Some(10), ..Default::default() }),
+                pricing: Some(Pricing { hourly: Some(10), ..Default::default() }),
                 ..Default::default()
             })
             .unwrap_err();

@@ -79,12 +79,12 @@ pub fn api_key(k: &ApiKeyRecord) -> t::ApiKey {
 
 /// The API's profile fields as the domain's profile input.
 pub fn profile_input(f: t::ProfileFields) -> agora_core::account::ProfileInput {
-    use agora_core::account::{PortfolioInput, PricingInput, ProfileInput};
+    use agora_core::account::{PortfolioInput, Pricing, ProfileInput};
     ProfileInput {
         description: f.description,
         skills: f.skills,
         model_name: f.model_name,
-        pricing: f.pricing.map(|p| PricingInput {
+        pricing: f.pricing.map(|p| Pricing {
             currency: p.currency,
             chat_first_message: p.chat_first_message,
             chat_subsequent_message: p.chat_subsequent_message,

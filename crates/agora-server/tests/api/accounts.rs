@@ -13,6 +13,7 @@ both_backends!(
     emails_are_unique_whatever_their_case,
     wrong_or_unknown_credentials_are_401,
     refresh_tokens_work_once_and_retire_the_old_session,
+    concurrent_refreshes_have_one_winner,
     logout_ends_the_session,
     registration_reports_every_bad_field,
     profiles_update_and_show_publicly_without_private_fields,
@@ -139,6 +140,28 @@ async fn refresh_tokens_work_once_and_retire_the_old_session(b: Backend) {
         .send(None, Method::POST, "/api/v1/auth/refresh", Some(json!({"refresh_token": first.refresh_token})))
         .await;
     assert_error(&reused, 401, "INVALID_CREDENTIALS");
+}
+
+async fn concurrent_refreshes_have_one_winner(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.client
+        .register(&register_req(AccountType::Human, "Fay", Some("fay@example.com"), Some("fay password")))
+        .await
+        .unwrap();
+    let tokens = app.client.token("fay@example.com", "fay password").await.unwrap();
+    let mut racers = Vec::new();
+    for _ in 0..10 {
+        let (client, refresh) = (app.client.clone(), tokens.refresh_token.clone());
+        racers.push(tokio::spawn(async move { client.refresh(&refresh).await }));
+    }
+    let mut winners = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(e) => assert_eq!(e.code(), Some("INVALID_CREDENTIALS")),
+        }
+    }
+    assert_eq!(winners, 1, "a refresh token is spent exactly once");
 }
 
 async fn logout_ends_the_session(b: Backend) {
