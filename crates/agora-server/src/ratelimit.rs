@@ -59,7 +59,7 @@ impl RateLimits {
 
 fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
     limiter.check_key(&key.to_owned()).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let wait = not_until.wait_time_from(limiter.clock().now());
         // Round up: retrying after a truncated wait would be refused again.
         ApiError::rate_limited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
     })
