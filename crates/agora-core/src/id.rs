@@ -52,6 +52,26 @@ prefixed_id!(
     /// A login session: one access token and its refresh token.
     SessionId, "ses"
 );
+prefixed_id!(
+    /// A task: any kind of work (chat turn, service run, bounty, job, brief, step).
+    TaskId, "tsk"
+);
+prefixed_id!(
+    /// A ledger transaction.
+    LedgerTxId, "ltx"
+);
+prefixed_id!(
+    /// An escrow hold: money held from a payer for one piece of work.
+    HoldId, "hold"
+);
+prefixed_id!(
+    /// A movement of brief quota (consumed, refunded or granted units).
+    QuotaMovementId, "qm"
+);
+prefixed_id!(
+    /// An event in the event log.
+    EventId, "evt"
+);
 
 #[cfg(test)]
 mod tests {

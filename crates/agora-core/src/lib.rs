@@ -6,9 +6,12 @@
 pub mod account;
 pub mod credential;
 pub mod id;
+pub mod ledger;
+pub mod money;
+pub mod task;
 pub mod time;
 pub mod validation;
 
-pub use id::{AccountId, ApiKeyId, SessionId};
+pub use id::{AccountId, ApiKeyId, EventId, HoldId, LedgerTxId, QuotaMovementId, SessionId, TaskId};
 pub use time::Timestamp;
 pub use validation::{FieldError, Invalid};

@@ -14,12 +14,15 @@
 //! `RETURNING`, `ON CONFLICT … DO UPDATE … WHERE`, integer millisecond times, JSON as text.
 
 use agora_core::{
-    AccountId, ApiKeyId, SessionId, Timestamp,
+    AccountId, ApiKeyId, EventId, HoldId, LedgerTxId, QuotaMovementId, SessionId, Timestamp,
     account::{Account, AccountKind, Counters, Email, Pricing, Profile, Role},
+    ledger::{Bucket, LedgerAccount, Posting, TxKind},
+    money::Currency,
 };
 use agora_store::{
-    AgentQuery, AgentSort, ApiKeyRecord, Conflict, Credential, IdempotencyRecord, NewAccount, NewApiKey,
-    NewSession, Page, Principal, Result, Store, StoreError, Tx,
+    AgentQuery, AgentSort, ApiKeyRecord, Balance, Conflict, Credential, Event, Hold, IdempotencyRecord,
+    LedgerAudit, NewAccount, NewApiKey, NewEvent, NewLedgerTx, NewSession, Page, Principal, QuotaBucket,
+    QuotaState, Reference, Refusal, Result, StatementLine, Store, StoreError, Tx,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -42,6 +45,41 @@ macro_rules! api_key_cols {
     () => {
         "id, account_id, name, display_prefix, created_at, last_used_at, revoked_at"
     };
+}
+
+macro_rules! hold_cols {
+    () => {
+        "id, payer_id, currency, amount, remaining, ref_kind, ref_id, created_at"
+    };
+}
+
+fn hold_from_row(r: &DbRow) -> Result<Hold> {
+    Ok(Hold {
+        id: HoldId::from_trusted(r.try_get("id").map_err(err)?),
+        payer_id: AccountId::from_trusted(r.try_get("payer_id").map_err(err)?),
+        currency: Currency::from_trusted(r.try_get("currency").map_err(err)?),
+        amount: r.try_get("amount").map_err(err)?,
+        remaining: r.try_get("remaining").map_err(err)?,
+        reference: Reference {
+            kind: r.try_get("ref_kind").map_err(err)?,
+            id: r.try_get("ref_id").map_err(err)?,
+        },
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+    })
+}
+
+fn reference_from_row(r: &DbRow) -> Result<Option<Reference>> {
+    let kind: Option<String> = r.try_get("ref_kind").map_err(err)?;
+    let id: Option<String> = r.try_get("ref_id").map_err(err)?;
+    Ok(kind.zip(id).map(|(kind, id)| Reference { kind, id }))
+}
+
+fn bucket_name(a: &LedgerAccount) -> &'static str {
+    match a {
+        LedgerAccount::Wallet { bucket, .. } => bucket.as_str(),
+        LedgerAccount::Revenue(_) => "revenue",
+        LedgerAccount::Funding(_) => "funding",
+    }
 }
 
 /// Maps a driver error; a unique violation becomes the conflict the caller names.
@@ -161,7 +199,7 @@ impl Store for BackendStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqlTx { tx: begin(&self.pool).await.map_err(err)? }))
+        Ok(Box::new(SqlTx { tx: begin(&self.pool).await.map_err(err)?, events: Vec::new() }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -332,16 +370,239 @@ impl Store for BackendStore {
         })
         .transpose()
     }
+    #[tracing::instrument(skip_all)]
+    async fn balances(&self, owner: &AccountId) -> Result<Vec<Balance>> {
+        let rows = sqlx::query(
+            "SELECT currency, bucket, balance FROM ledger_accounts WHERE owner_id = $1 ORDER BY currency, bucket",
+        )
+        .bind(owner.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut out: Vec<Balance> = Vec::new();
+        for r in &rows {
+            let currency = Currency::from_trusted(r.try_get("currency").map_err(err)?);
+            let bucket: String = r.try_get("bucket").map_err(err)?;
+            let balance: i64 = r.try_get("balance").map_err(err)?;
+            if out.last().is_none_or(|b| b.currency != currency) {
+                out.push(Balance { currency: currency.clone(), available: 0, held: 0 });
+            }
+            if let Some(b) = out.last_mut() {
+                match bucket.as_str() {
+                    "available" => b.available = balance,
+                    "held" => b.held = balance,
+                    other => return Err(corrupt("wallet bucket", other)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn statement(&self, owner: &AccountId, offset: u64, limit: u64) -> Result<Page<StatementLine>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.kind, t.currency, a.bucket, l.amount, t.actor_id, t.hold_id, t.ref_kind, t.ref_id, \
+             t.reason, t.created_at \
+             FROM ledger_lines l JOIN ledger_accounts a ON a.key = l.account_key \
+             JOIN ledger_transactions t ON t.id = l.tx_id \
+             WHERE a.owner_id = $1 ORDER BY t.created_at DESC, t.id DESC, a.bucket ASC LIMIT $2 OFFSET $3",
+        )
+        .bind(owner.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let total: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM ledger_lines l JOIN ledger_accounts a ON a.key = l.account_key \
+             WHERE a.owner_id = $1",
+        )
+        .bind(owner.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?
+        .try_get("n")
+        .map_err(err)?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(err)?;
+                let bucket: String = r.try_get("bucket").map_err(err)?;
+                Ok(StatementLine {
+                    tx_id: LedgerTxId::from_trusted(r.try_get("id").map_err(err)?),
+                    kind: TxKind::parse(&kind).ok_or_else(|| corrupt("ledger kind", &kind))?,
+                    currency: Currency::from_trusted(r.try_get("currency").map_err(err)?),
+                    bucket: match bucket.as_str() {
+                        "available" => Bucket::Available,
+                        "held" => Bucket::Held,
+                        other => return Err(corrupt("wallet bucket", other)),
+                    },
+                    amount: r.try_get("amount").map_err(err)?,
+                    actor_id: r
+                        .try_get::<Option<String>, _>("actor_id")
+                        .map_err(err)?
+                        .map(AccountId::from_trusted),
+                    hold_id: r
+                        .try_get::<Option<String>, _>("hold_id")
+                        .map_err(err)?
+                        .map(HoldId::from_trusted),
+                    reference: reference_from_row(r)?,
+                    reason: r.try_get("reason").map_err(err)?,
+                    created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Page { items, total: count(total) })
+    }
+
+    async fn revenue(&self) -> Result<Vec<(Currency, i64)>> {
+        let rows = sqlx::query(
+            "SELECT currency, balance FROM ledger_accounts WHERE bucket = 'revenue' ORDER BY currency",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    Currency::from_trusted(r.try_get("currency").map_err(err)?),
+                    r.try_get("balance").map_err(err)?,
+                ))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ledger_audit(&self) -> Result<LedgerAudit> {
+        let keys = |rows: Vec<DbRow>, col: &str| -> Result<Vec<String>> {
+            rows.iter().map(|r| r.try_get::<String, _>(col).map_err(err)).collect()
+        };
+        let unbalanced = sqlx::query(
+            "SELECT tx_id FROM ledger_lines GROUP BY tx_id HAVING SUM(amount) <> 0 ORDER BY tx_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let drifted = sqlx::query(
+            "SELECT a.key FROM ledger_accounts a LEFT JOIN \
+             (SELECT account_key, SUM(amount) AS s FROM ledger_lines GROUP BY account_key) l \
+             ON l.account_key = a.key WHERE a.balance <> COALESCE(l.s, 0) ORDER BY a.key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let negative = sqlx::query(
+            "SELECT key FROM ledger_accounts WHERE bucket <> 'funding' AND balance < 0 ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        // Held wallets against the holds they stand for, both ways round.
+        let held = sqlx::query(
+            "SELECT a.key FROM ledger_accounts a LEFT JOIN \
+             (SELECT payer_id, currency, SUM(remaining) AS r FROM holds GROUP BY payer_id, currency) h \
+             ON h.payer_id = a.owner_id AND h.currency = a.currency \
+             WHERE a.bucket = 'held' AND a.balance <> COALESCE(h.r, 0) \
+             UNION ALL \
+             SELECT h.payer_id AS key FROM holds h WHERE h.remaining > 0 AND NOT EXISTS \
+             (SELECT 1 FROM ledger_accounts a WHERE a.owner_id = h.payer_id AND a.currency = h.currency \
+              AND a.bucket = 'held')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let sums = sqlx::query(
+            "SELECT currency, \
+             CAST(COALESCE(SUM(CASE WHEN bucket <> 'funding' THEN balance ELSE 0 END), 0) AS BIGINT) AS inside, \
+             CAST(COALESCE(SUM(CASE WHEN bucket = 'funding' THEN -balance ELSE 0 END), 0) AS BIGINT) AS entered \
+             FROM ledger_accounts GROUP BY currency ORDER BY currency",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(LedgerAudit {
+            unbalanced_transactions: keys(unbalanced, "tx_id")?,
+            drifted_accounts: keys(drifted, "key")?,
+            negative_accounts: keys(negative, "key")?,
+            held_mismatches: keys(held, "key")?,
+            totals: sums
+                .iter()
+                .map(|r| {
+                    Ok((
+                        Currency::from_trusted(r.try_get("currency").map_err(err)?),
+                        r.try_get("inside").map_err(err)?,
+                        r.try_get("entered").map_err(err)?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    async fn hold(&self, id: &HoldId) -> Result<Option<Hold>> {
+        let sql = concat!("SELECT ", hold_cols!(), " FROM holds WHERE id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(hold_from_row).transpose()
+    }
+
+    async fn quota(&self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState> {
+        let row = sqlx::query("SELECT period, free_used, bonus, purchased FROM quotas WHERE account_id = $1")
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut q =
+            QuotaState { period: period.to_owned(), monthly_free, free_used: 0, bonus: 0, purchased: 0 };
+        if let Some(r) = row {
+            let stored: String = r.try_get("period").map_err(err)?;
+            if stored == period {
+                q.free_used = r.try_get("free_used").map_err(err)?;
+            }
+            q.bonus = r.try_get("bonus").map_err(err)?;
+            q.purchased = r.try_get("purchased").map_err(err)?;
+        }
+        Ok(q)
+    }
+
+    async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT seq, id, type, actor_id, task_id, payload, created_at FROM events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    seq: r.try_get("seq").map_err(err)?,
+                    id: EventId::from_trusted(r.try_get("id").map_err(err)?),
+                    event_type: r.try_get("type").map_err(err)?,
+                    actor_id: r
+                        .try_get::<Option<String>, _>("actor_id")
+                        .map_err(err)?
+                        .map(AccountId::from_trusted),
+                    task_id: r.try_get("task_id").map_err(err)?,
+                    payload: json_col(r, "payload")?,
+                    created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+                })
+            })
+            .collect()
+    }
 }
 
 /// A write transaction of this backend.
 pub(crate) struct SqlTx {
     tx: sqlx::Transaction<'static, Db>,
+    /// Events appended so far; written at commit (see `flush_events`).
+    events: Vec<NewEvent>,
 }
 
 #[async_trait]
 impl Tx for SqlTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_events().await?;
         self.tx.commit().await.map_err(err)
     }
 
@@ -557,6 +818,323 @@ impl Tx for SqlTx {
         .map_err(db_err(Some(Conflict::IdempotencyKey)))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(Conflict::IdempotencyKey));
+        }
+        Ok(())
+    }
+    #[tracing::instrument(skip_all)]
+    async fn post_ledger(&mut self, t: &NewLedgerTx) -> Result<()> {
+        let plan = &t.plan;
+        sqlx::query(
+            "INSERT INTO ledger_transactions (id, kind, currency, actor_id, hold_id, ref_kind, ref_id, reason, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t.id.as_str())
+        .bind(plan.kind().as_str())
+        .bind(plan.currency().as_str())
+        .bind(t.actor_id.as_ref().map(AccountId::as_str))
+        .bind(t.hold_id.as_ref().map(HoldId::as_str))
+        .bind(t.reference.as_ref().map(|r| r.kind.as_str()))
+        .bind(t.reference.as_ref().map(|r| r.id.as_str()))
+        .bind(t.reason.as_deref())
+        .bind(t.created_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        // One lock order for every transaction (by account key), so that two transactions
+        // touching the same accounts on PostgreSQL wait for each other instead of deadlocking.
+        let mut lines: Vec<(String, &Posting)> =
+            plan.postings().iter().map(|p| (p.account.key(), p)).collect();
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, p) in lines {
+            if p.amount < 0 && !p.account.may_go_negative() {
+                // The debit and its check are one statement: no read-then-write window.
+                let done = sqlx::query(
+                    "UPDATE ledger_accounts SET balance = balance + $2 WHERE key = $1 AND balance + $2 >= 0",
+                )
+                .bind(&key)
+                .bind(p.amount)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Refused(Refusal::InsufficientFunds { account: key }));
+                }
+            } else {
+                sqlx::query(
+                    "INSERT INTO ledger_accounts (key, owner_id, currency, bucket, balance) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (key) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance",
+                )
+                .bind(&key)
+                .bind(p.account.owner().map(AccountId::as_str))
+                .bind(p.account.currency().as_str())
+                .bind(bucket_name(&p.account))
+                .bind(p.amount)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?;
+            }
+            sqlx::query("INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ($1, $2, $3)")
+                .bind(t.id.as_str())
+                .bind(&key)
+                .bind(p.amount)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_hold(&mut self, h: &Hold) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO holds (id, payer_id, currency, amount, remaining, ref_kind, ref_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(h.id.as_str())
+        .bind(h.payer_id.as_str())
+        .bind(h.currency.as_str())
+        .bind(h.amount)
+        .bind(h.remaining)
+        .bind(&h.reference.kind)
+        .bind(&h.reference.id)
+        .bind(h.created_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn hold_remaining_for_update(&mut self, id: &HoldId) -> Result<i64> {
+        let sql = format!("SELECT remaining FROM holds WHERE id = $1{FOR_UPDATE}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?
+            .ok_or(StoreError::NotFound)?;
+        row.try_get("remaining").map_err(err)
+    }
+
+    async fn draw_hold(&mut self, id: &HoldId, amount: i64, now: Timestamp) -> Result<Hold> {
+        let sql = concat!(
+            "UPDATE holds SET remaining = remaining - $2, updated_at = $3 WHERE id = $1 AND remaining >= $2 \
+             RETURNING ",
+            hold_cols!()
+        );
+        let row = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(amount)
+            .bind(now.millis())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        match row {
+            Some(r) => hold_from_row(&r),
+            None => {
+                let remaining = self.hold_remaining_for_update(id).await?;
+                Err(StoreError::Refused(Refusal::HoldExhausted { remaining }))
+            }
+        }
+    }
+
+    async fn quota_consume(
+        &mut self,
+        account: &AccountId,
+        period: &str,
+        monthly_free: i64,
+        reference: &str,
+        now: Timestamp,
+    ) -> Result<QuotaBucket> {
+        self.quota_row(account, period).await?;
+        let attempts = [
+            (
+                QuotaBucket::Free,
+                "UPDATE quotas SET free_used = free_used + 1 WHERE account_id = $1 AND free_used < $2",
+            ),
+            (
+                QuotaBucket::Bonus,
+                "UPDATE quotas SET bonus = bonus - 1 WHERE account_id = $1 AND bonus > 0 AND $2 = $2",
+            ),
+            (
+                QuotaBucket::Purchased,
+                "UPDATE quotas SET purchased = purchased - 1 WHERE account_id = $1 AND purchased > 0 AND $2 = $2",
+            ),
+        ];
+        for (bucket, sql) in attempts {
+            let done = sqlx::query(sql)
+                .bind(account.as_str())
+                .bind(monthly_free)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?;
+            if done.rows_affected() == 1 {
+                if !self
+                    .quota_movement(account, "consume", bucket, 1, period, Some(reference), None, now)
+                    .await?
+                {
+                    // The caller drops the transaction, which gives the unit back.
+                    return Err(StoreError::Conflict(Conflict::Duplicate));
+                }
+                return Ok(bucket);
+            }
+        }
+        Err(StoreError::Refused(Refusal::QuotaExhausted))
+    }
+
+    async fn quota_refund(&mut self, account: &AccountId, reference: &str, now: Timestamp) -> Result<bool> {
+        let consumed = sqlx::query(
+            "SELECT bucket, period FROM quota_movements WHERE account_id = $1 AND kind = 'consume' AND ref = $2",
+        )
+        .bind(account.as_str())
+        .bind(reference)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        let Some(row) = consumed else { return Ok(false) };
+        let bucket_name: String = row.try_get("bucket").map_err(err)?;
+        let bucket = QuotaBucket::parse(&bucket_name).ok_or_else(|| corrupt("quota bucket", &bucket_name))?;
+        let period: String = row.try_get("period").map_err(err)?;
+        if !self.quota_movement(account, "refund", bucket, 1, &period, Some(reference), None, now).await? {
+            return Ok(false);
+        }
+        // A free unit goes back only within its own month; bonus and purchased units always.
+        let sql = match bucket {
+            QuotaBucket::Free => {
+                "UPDATE quotas SET free_used = free_used - 1 WHERE account_id = $1 AND period = $2 AND free_used > 0"
+            }
+            QuotaBucket::Bonus => "UPDATE quotas SET bonus = bonus + 1 WHERE account_id = $1 AND $2 = $2",
+            QuotaBucket::Purchased => {
+                "UPDATE quotas SET purchased = purchased + 1 WHERE account_id = $1 AND $2 = $2"
+            }
+        };
+        sqlx::query(sql).bind(account.as_str()).bind(&period).execute(&mut *self.tx).await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn quota_grant(
+        &mut self,
+        account: &AccountId,
+        bucket: QuotaBucket,
+        units: i64,
+        period: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let sql = match bucket {
+            QuotaBucket::Bonus => "UPDATE quotas SET bonus = bonus + $2 WHERE account_id = $1",
+            QuotaBucket::Purchased => "UPDATE quotas SET purchased = purchased + $2 WHERE account_id = $1",
+            QuotaBucket::Free => {
+                return Err(StoreError::Refused(Refusal::InvalidAmount("free units are not granted".into())));
+            }
+        };
+        if units <= 0 {
+            return Err(StoreError::Refused(Refusal::InvalidAmount("units must be positive".into())));
+        }
+        self.quota_row(account, period).await?;
+        sqlx::query(sql).bind(account.as_str()).bind(units).execute(&mut *self.tx).await.map_err(err)?;
+        self.quota_movement(account, "grant", bucket, units, period, None, Some(reason), now).await?;
+        Ok(())
+    }
+
+    async fn append_event(&mut self, event: &NewEvent) -> Result<()> {
+        self.events.push(event.clone());
+        Ok(())
+    }
+}
+
+impl SqlTx {
+    /// Makes sure the account has a quota row for `period`; a row of an earlier period
+    /// starts the new one with no free units used (bonus and purchased units carry over).
+    async fn quota_row(&mut self, account: &AccountId, period: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO quotas (account_id, period, free_used, bonus, purchased) VALUES ($1, $2, 0, 0, 0) \
+             ON CONFLICT (account_id) DO UPDATE SET period = excluded.period, free_used = 0 \
+             WHERE quotas.period <> excluded.period",
+        )
+        .bind(account.as_str())
+        .bind(period)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn quota_movement(
+        &mut self,
+        account: &AccountId,
+        kind: &str,
+        bucket: QuotaBucket,
+        units: i64,
+        period: &str,
+        reference: Option<&str>,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        // `DO NOTHING` rather than a unique violation: on PostgreSQL an error would abort
+        // the whole transaction, and the caller decides what a repeat means.
+        let done = sqlx::query(
+            "INSERT INTO quota_movements (id, account_id, kind, bucket, units, period, ref, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (account_id, kind, ref) WHERE ref IS NOT NULL DO NOTHING",
+        )
+        .bind(QuotaMovementId::generate().as_str())
+        .bind(account.as_str())
+        .bind(kind)
+        .bind(bucket.as_str())
+        .bind(units)
+        .bind(period)
+        .bind(reference)
+        .bind(reason)
+        .bind(now.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Writes the buffered events, numbered from the counter row. Runs last, just before
+    /// commit, so the counter's row lock is the last lock taken and is held only for this.
+    async fn flush_events(&mut self) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let n = i64::try_from(self.events.len()).unwrap_or(i64::MAX);
+        let last: i64 =
+            sqlx::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
+                .bind(n)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(err)?
+                .try_get("last_seq")
+                .map_err(err)?;
+        let events = std::mem::take(&mut self.events);
+        for (i, e) in events.iter().enumerate() {
+            let seq = last - n + 1 + i64::try_from(i).unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO events (seq, id, type, actor_id, task_id, payload, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(seq)
+            .bind(e.id.as_str())
+            .bind(&e.event_type)
+            .bind(e.actor_id.as_ref().map(AccountId::as_str))
+            .bind(e.task_id.as_deref())
+            .bind(to_json(&e.payload)?)
+            .bind(e.created_at.millis())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(err)?;
+            let mut audience: Vec<&str> = e.audience.iter().map(AccountId::as_str).collect();
+            audience.sort_unstable();
+            audience.dedup();
+            for account in audience {
+                sqlx::query("INSERT INTO event_audience (account_id, seq) VALUES ($1, $2)")
+                    .bind(account)
+                    .bind(seq)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(err)?;
+            }
         }
         Ok(())
     }

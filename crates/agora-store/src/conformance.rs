@@ -5,6 +5,12 @@
 // Test support: a failed expectation here is a failed test, so panicking is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod ledger;
+
+use std::sync::Arc;
+
+pub use ledger::property_random_operation_sequences;
+
 use agora_core::{
     AccountId, ApiKeyId, SessionId, Timestamp,
     account::{AccountKind, Email, Profile, Role},
@@ -15,8 +21,10 @@ use crate::{
     AgentQuery, AgentSort, Conflict, IdempotencyRecord, NewAccount, NewApiKey, NewSession, Store, StoreError,
 };
 
-/// Runs every check in order against a fresh, migrated store.
-pub async fn run_all(store: &dyn Store) {
+/// Runs every check in order against a fresh, migrated store. Needs a multi-threaded
+/// runtime: some checks race real concurrent transactions.
+pub async fn run_all(shared: Arc<dyn Store>) {
+    let store = shared.as_ref();
     accounts_round_trip(store).await;
     emails_are_unique(store).await;
     dropped_transaction_rolls_back(store).await;
@@ -25,6 +33,14 @@ pub async fn run_all(store: &dyn Store) {
     idempotency_records_conflict_while_live(store).await;
     agent_directory_filters_sorts_and_pages(store).await;
     bans_are_visible_to_authentication(store).await;
+    ledger::operations_move_money_as_planned(store).await;
+    ledger::ledger_events_are_written_with_the_change(store).await;
+    ledger::quotas_consume_free_then_bonus_then_purchased(store).await;
+    ledger::concurrent_holds_never_overdraw(shared.clone()).await;
+    ledger::racing_settlements_pay_once(shared.clone()).await;
+    ledger::event_log_reader_never_skips(shared.clone()).await;
+    // The reduced property run (the long one is an ignored test of each backend).
+    property_random_operation_sequences(shared, 24, 40, 1).await;
 }
 
 fn now() -> Timestamp {
