@@ -227,4 +227,40 @@ impl Client {
     pub async fn unban(&self, account_id: &str) -> Result<Account, ClientError> {
         self.post(&format!("/api/v1/admin/accounts/{account_id}/unban"), &Value::Null).await
     }
+
+    pub async fn wallet(&self) -> Result<Wallet, ClientError> {
+        self.get("/api/v1/wallet").await
+    }
+
+    pub async fn wallet_transactions(
+        &self,
+        page: u64,
+        limit: u64,
+    ) -> Result<Vec<StatementLine>, ClientError> {
+        self.get(&format!("/api/v1/wallet/transactions?page={page}&limit={limit}")).await
+    }
+
+    pub async fn quota(&self) -> Result<Quota, ClientError> {
+        self.get("/api/v1/quota").await
+    }
+
+    pub async fn top_up(&self, account_id: &str, req: &TopUpRequest) -> Result<LedgerReceipt, ClientError> {
+        self.post(&format!("/api/v1/admin/accounts/{account_id}/top-up"), req).await
+    }
+
+    pub async fn adjust(&self, account_id: &str, req: &AdjustRequest) -> Result<LedgerReceipt, ClientError> {
+        self.post(&format!("/api/v1/admin/accounts/{account_id}/adjust"), req).await
+    }
+
+    pub async fn grant_quota(&self, account_id: &str, req: &GrantQuotaRequest) -> Result<Quota, ClientError> {
+        self.post(&format!("/api/v1/admin/accounts/{account_id}/quota"), req).await
+    }
+
+    pub async fn revenue(&self) -> Result<Revenue, ClientError> {
+        self.get("/api/v1/admin/revenue").await
+    }
+
+    pub async fn ledger_audit(&self) -> Result<LedgerAudit, ClientError> {
+        self.get("/api/v1/admin/ledger/audit").await
+    }
 }

@@ -296,3 +296,162 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
 }
+
+/// `page` and `limit` of any list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// From 1 (default 1).
+    pub page: Option<u64>,
+    /// 1–100 (default 20).
+    pub limit: Option<u64>,
+}
+
+/// An account's money in one currency, in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Balance {
+    pub currency: String,
+    /// How many decimal places a major unit has (`USD` 2, `PTS` 0).
+    pub exponent: u32,
+    /// Spendable.
+    pub available: i64,
+    /// In escrow for work not yet settled.
+    pub held: i64,
+}
+
+/// `GET /wallet`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Wallet {
+    pub account_id: String,
+    /// One entry per currency the account has ever had money in.
+    pub balances: Vec<Balance>,
+}
+
+/// What a ledger transaction was about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LedgerReference {
+    /// `task`, `bid`, `payment`, …
+    pub kind: String,
+    pub id: String,
+}
+
+/// One movement on one of the caller's wallets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StatementLine {
+    pub transaction_id: String,
+    /// `top_up`, `hold`, `release`, `release_stage`, `refund`, `penalty` or `adjust`.
+    pub kind: String,
+    pub currency: String,
+    /// `available` or `held`.
+    pub bucket: String,
+    /// Signed minor units: positive in, negative out.
+    pub amount: i64,
+    pub hold_id: Option<String>,
+    pub reference: Option<LedgerReference>,
+    pub reason: Option<String>,
+    /// Who caused it (an admin for top-ups and adjustments).
+    pub actor_id: Option<String>,
+    pub created_at: String,
+}
+
+/// `POST /admin/accounts/{id}/top-up`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// Positive, in minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+}
+
+/// `POST /admin/accounts/{id}/adjust`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdjustRequest {
+    /// Signed minor units, not zero; a debit may not take the balance below zero.
+    pub amount: i64,
+    pub currency: String,
+    /// Why: required, and shown on the account's statement.
+    pub reason: String,
+}
+
+/// The result of a top-up or adjustment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LedgerReceipt {
+    pub transaction_id: String,
+    pub account_id: String,
+    pub amount: i64,
+    /// The account's balance in this currency afterwards.
+    pub balance: Balance,
+}
+
+/// `GET /quota`: AI-team brief units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Quota {
+    /// The calendar month (UTC) the free allowance counts in, `YYYY-MM`.
+    pub period: String,
+    pub monthly_free: i64,
+    pub free_used: i64,
+    pub bonus: i64,
+    pub purchased: i64,
+    /// Free units left this month + bonus + purchased.
+    pub remaining: i64,
+}
+
+/// `POST /admin/accounts/{id}/quota`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantQuotaRequest {
+    /// `bonus` or `purchased`.
+    pub kind: String,
+    /// Positive.
+    pub units: i64,
+    pub reason: String,
+}
+
+/// `GET /admin/revenue`: fees collected, per currency, read from the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Revenue {
+    pub totals: Vec<CurrencyAmount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CurrencyAmount {
+    pub currency: String,
+    pub amount: i64,
+}
+
+/// `GET /admin/ledger/audit`: the ledger's invariants checked against its lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LedgerAudit {
+    /// True when every list below is empty and money is conserved in every currency.
+    pub healthy: bool,
+    pub unbalanced_transactions: Vec<String>,
+    pub drifted_accounts: Vec<String>,
+    pub negative_accounts: Vec<String>,
+    pub held_mismatches: Vec<String>,
+    /// Per currency: money in wallets and revenue, and money that entered (top-ups and
+    /// adjustments). Equal on a healthy ledger.
+    pub totals: Vec<MoneyTotals>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MoneyTotals {
+    pub currency: String,
+    pub inside: i64,
+    pub entered: i64,
+}

@@ -29,6 +29,13 @@ impl Timestamp {
         Self(self.0.saturating_add(s.saturating_mul(1000)))
     }
 
+    /// The calendar month (UTC) this falls in, `YYYY-MM`: the period of monthly quotas.
+    pub fn month(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .map(|t| format!("{:04}-{:02}", t.year(), u8::from(t.month())))
+            .unwrap_or_else(|_| "0000-00".to_owned())
+    }
+
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
@@ -58,5 +65,7 @@ mod tests {
         assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp::from_millis(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
         assert_eq!(Timestamp::from_millis(1000).plus_seconds(2).millis(), 3000);
+        assert_eq!(Timestamp::from_millis(1_700_000_000_123).month(), "2023-11");
+        assert_eq!(Timestamp::from_millis(0).month(), "1970-01");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
+use agora_core::money::Currencies;
 use serde::Deserialize;
 
 /// Every setting. TOML keys are these field names; environment variables are `AGORA_` + the
@@ -29,6 +30,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// Platform fee in basis points (1000 = 10 %), taken from every payment to a worker.
+    pub platform_fee_bps: u32,
+    /// Free AI-team briefs per account per calendar month (UTC).
+    pub quota_monthly_free: u32,
+    /// Currencies beyond (or overriding) the built-in ones: `CODE = exponent`.
+    pub currencies: BTreeMap<String, u32>,
 }
 
 impl Default for Config {
@@ -44,6 +51,9 @@ impl Default for Config {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             public_url: None,
             log_format: LogFormat::Text,
+            platform_fee_bps: 1000,
+            quota_monthly_free: 10,
+            currencies: BTreeMap::new(),
         }
     }
 }
@@ -55,6 +65,21 @@ fn default_named_limits() -> BTreeMap<String, RateSpec> {
 }
 
 impl Config {
+    /// Checks what serde cannot: ranges and currency codes. Run once at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.platform_fee_bps > agora_core::money::MAX_BPS {
+            return Err(format!("platform_fee_bps must be 0-{}", agora_core::money::MAX_BPS));
+        }
+        self.currency_table().map(|_| ())
+    }
+
+    /// The built-in currencies with the configured ones added.
+    pub fn currency_table(&self) -> Result<Currencies, String> {
+        self.currencies.iter().try_fold(Currencies::default(), |all, (code, exp)| {
+            all.with(code, *exp).map_err(|e| format!("currencies.{code}: {e}"))
+        })
+    }
+
     /// The base URL to show people.
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
@@ -178,10 +203,22 @@ refresh_token_ttl_seconds = 2592000
 # "text" or "json" logs (AGORA_LOG_FORMAT). Verbosity: RUST_LOG, e.g. RUST_LOG=agora=debug.
 log_format = "text"
 
+# Platform fee in basis points, taken from every payment to a worker; 1000 = 10 %
+# (AGORA_PLATFORM_FEE_BPS). Fees round down: 1000 bps of 5 is 0.
+platform_fee_bps = 1000
+
+# Free AI-team briefs per account per calendar month, UTC (AGORA_QUOTA_MONTHLY_FREE).
+quota_monthly_free = 10
+
 # Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day.
 [rate_limits]
 # Logins and registrations per IP.
 auth = "20/minute"
+
+# Currencies besides the built-in PTS (0 decimals), CNY, HKD, USD (2) and USDC (6):
+# CODE = number of decimals of its minor unit. Amounts in the API are minor units.
+[currencies]
+# EUR = 2
 "#;
 
 #[cfg(test)]
@@ -200,6 +237,20 @@ mod tests {
         assert_eq!(parsed.access_token_ttl_seconds, d.access_token_ttl_seconds);
         assert_eq!(parsed.refresh_token_ttl_seconds, d.refresh_token_ttl_seconds);
         assert_eq!(parsed.log_format, d.log_format);
+        assert_eq!(parsed.platform_fee_bps, d.platform_fee_bps);
+        assert_eq!(parsed.quota_monthly_free, d.quota_monthly_free);
+        assert_eq!(parsed.currencies, d.currencies);
+    }
+
+    #[test]
+    fn fees_and_currencies_are_checked() {
+        assert!(Config::default().validate().is_ok());
+        assert!(Config { platform_fee_bps: 10_001, ..Config::default() }.validate().is_err());
+        let extra = Config { currencies: BTreeMap::from([("EUR".into(), 2)]), ..Config::default() };
+        let table = extra.currency_table().unwrap();
+        assert_eq!(table.exponent(&table.parse("EUR").unwrap()), Some(2));
+        let bad = Config { currencies: BTreeMap::from([("eur".into(), 2)]), ..Config::default() };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use agora_client::types::{ErrorBody, ErrorEnvelope};
 use agora_core::Invalid;
-use agora_store::{Conflict, StoreError};
+use agora_store::{Conflict, Refusal, StoreError};
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -32,6 +32,10 @@ pub mod code {
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     pub const NOT_A_SESSION: &str = "NOT_A_SESSION";
     pub const CANNOT_BAN_SELF: &str = "CANNOT_BAN_SELF";
+    pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
+    pub const QUOTA_EXHAUSTED: &str = "QUOTA_EXHAUSTED";
+    pub const ALREADY_SETTLED: &str = "ALREADY_SETTLED";
+    pub const DUPLICATE: &str = "DUPLICATE";
 }
 
 #[derive(Debug)]
@@ -147,6 +151,28 @@ impl From<StoreError> for ApiError {
                 code::IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was already used",
             ),
+            StoreError::Conflict(Conflict::Duplicate) => Self::new(
+                StatusCode::CONFLICT,
+                code::DUPLICATE,
+                "this was already done for the same reference",
+            ),
+            StoreError::Refused(Refusal::InsufficientFunds { .. }) => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                code::INSUFFICIENT_FUNDS,
+                "the available balance does not cover this amount",
+            ),
+            StoreError::Refused(Refusal::QuotaExhausted) => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                code::QUOTA_EXHAUSTED,
+                "no brief units are left this month; they renew on the 1st, or can be bought",
+            ),
+            StoreError::Refused(Refusal::HoldExhausted { remaining }) => Self::new(
+                StatusCode::CONFLICT,
+                code::ALREADY_SETTLED,
+                "the escrow for this work was already settled",
+            )
+            .with_details(json!({ "remaining": remaining })),
+            StoreError::Refused(Refusal::InvalidAmount(why)) => Self::invalid("amount", why),
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Backend(cause) => Self::internal(cause),
         }

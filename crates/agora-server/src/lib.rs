@@ -14,6 +14,7 @@ pub mod ratelimit;
 
 use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
 
+use agora_core::money::Currencies;
 use agora_store::Store;
 use axum::{
     Router,
@@ -43,6 +44,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: Config,
+    /// The accepted currencies (built-in and configured), parsed once.
+    pub currencies: Currencies,
     pub limits: ratelimit::RateLimits,
     pub metrics: metrics::Metrics,
 }
@@ -50,7 +53,13 @@ pub struct Shared {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
         let limits = ratelimit::RateLimits::new(&config);
-        Self(Arc::new(Shared { store, config, limits, metrics: metrics::Metrics::default() }))
+        // The binary validates the configuration before it gets here; this only guards
+        // embedders that skip `Config::validate`.
+        let currencies = config.currency_table().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid currency configuration; using the built-in currencies");
+            Currencies::default()
+        });
+        Self(Arc::new(Shared { store, config, currencies, limits, metrics: metrics::Metrics::default() }))
     }
 }
 

@@ -28,6 +28,7 @@ use utoipa::{
         (name = "me", description = "The caller's account, keys and secrets"),
         (name = "agents", description = "Agent accounts and the public directory"),
         (name = "admin", description = "Administration"),
+        (name = "money", description = "Wallets, statements and brief quota (amounts in minor units)"),
     )
 )]
 pub struct ApiDoc;

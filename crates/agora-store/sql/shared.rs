@@ -165,6 +165,64 @@ async fn account_by_id(conn: &mut Conn, id: &AccountId, suffix: &str) -> Result<
     row.as_ref().map(account_from_row).transpose()
 }
 
+/// An owner's balances, one per currency (only `currency`, when given), by currency.
+async fn balances_of(
+    conn: &mut Conn,
+    owner: &AccountId,
+    currency: Option<&Currency>,
+) -> Result<Vec<Balance>> {
+    let rows = sqlx::query(
+        "SELECT currency, bucket, balance FROM ledger_accounts WHERE owner_id = $1 \
+         AND ($2 IS NULL OR currency = $2) ORDER BY currency, bucket",
+    )
+    .bind(owner.as_str())
+    .bind(currency.map(Currency::as_str))
+    .fetch_all(conn)
+    .await
+    .map_err(err)?;
+    let mut out: Vec<Balance> = Vec::new();
+    for r in &rows {
+        let currency = Currency::from_trusted(r.try_get("currency").map_err(err)?);
+        let bucket: String = r.try_get("bucket").map_err(err)?;
+        let balance: i64 = r.try_get("balance").map_err(err)?;
+        if out.last().is_none_or(|b| b.currency != currency) {
+            out.push(Balance { currency: currency.clone(), available: 0, held: 0 });
+        }
+        if let Some(b) = out.last_mut() {
+            match bucket.as_str() {
+                "available" => b.available = balance,
+                "held" => b.held = balance,
+                other => return Err(corrupt("wallet bucket", other)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An account's quota in `period`; a stored row of an earlier period has no free units used.
+async fn quota_of(
+    conn: &mut Conn,
+    account: &AccountId,
+    period: &str,
+    monthly_free: i64,
+) -> Result<QuotaState> {
+    let row = sqlx::query("SELECT period, free_used, bonus, purchased FROM quotas WHERE account_id = $1")
+        .bind(account.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(err)?;
+    let mut q = QuotaState { period: period.to_owned(), monthly_free, free_used: 0, bonus: 0, purchased: 0 };
+    if let Some(r) = row {
+        let stored: String = r.try_get("period").map_err(err)?;
+        if stored == period {
+            q.free_used = r.try_get("free_used").map_err(err)?;
+        }
+        q.bonus = r.try_get("bonus").map_err(err)?;
+        q.purchased = r.try_get("purchased").map_err(err)?;
+    }
+    Ok(q)
+}
+
 /// `%text%` for LIKE, with the pattern characters of `text` escaped (by `\`).
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
@@ -372,30 +430,8 @@ impl Store for BackendStore {
     }
     #[tracing::instrument(skip_all)]
     async fn balances(&self, owner: &AccountId) -> Result<Vec<Balance>> {
-        let rows = sqlx::query(
-            "SELECT currency, bucket, balance FROM ledger_accounts WHERE owner_id = $1 ORDER BY currency, bucket",
-        )
-        .bind(owner.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        let mut out: Vec<Balance> = Vec::new();
-        for r in &rows {
-            let currency = Currency::from_trusted(r.try_get("currency").map_err(err)?);
-            let bucket: String = r.try_get("bucket").map_err(err)?;
-            let balance: i64 = r.try_get("balance").map_err(err)?;
-            if out.last().is_none_or(|b| b.currency != currency) {
-                out.push(Balance { currency: currency.clone(), available: 0, held: 0 });
-            }
-            if let Some(b) = out.last_mut() {
-                match bucket.as_str() {
-                    "available" => b.available = balance,
-                    "held" => b.held = balance,
-                    other => return Err(corrupt("wallet bucket", other)),
-                }
-            }
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        balances_of(&mut conn, owner, None).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -545,22 +581,8 @@ impl Store for BackendStore {
     }
 
     async fn quota(&self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState> {
-        let row = sqlx::query("SELECT period, free_used, bonus, purchased FROM quotas WHERE account_id = $1")
-            .bind(account.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        let mut q =
-            QuotaState { period: period.to_owned(), monthly_free, free_used: 0, bonus: 0, purchased: 0 };
-        if let Some(r) = row {
-            let stored: String = r.try_get("period").map_err(err)?;
-            if stored == period {
-                q.free_used = r.try_get("free_used").map_err(err)?;
-            }
-            q.bonus = r.try_get("bonus").map_err(err)?;
-            q.purchased = r.try_get("purchased").map_err(err)?;
-        }
-        Ok(q)
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        quota_of(&mut conn, account, period, monthly_free).await
     }
 
     async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<Event>> {
@@ -1033,6 +1055,15 @@ impl Tx for SqlTx {
         sqlx::query(sql).bind(account.as_str()).bind(units).execute(&mut *self.tx).await.map_err(err)?;
         self.quota_movement(account, "grant", bucket, units, period, None, Some(reason), now).await?;
         Ok(())
+    }
+
+    async fn balance(&mut self, owner: &AccountId, currency: &Currency) -> Result<Balance> {
+        let found = balances_of(&mut self.tx, owner, Some(currency)).await?;
+        Ok(found.into_iter().next().unwrap_or(Balance { currency: currency.clone(), available: 0, held: 0 }))
+    }
+
+    async fn quota(&mut self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState> {
+        quota_of(&mut self.tx, account, period, monthly_free).await
     }
 
     async fn append_event(&mut self, event: &NewEvent) -> Result<()> {

@@ -465,6 +465,11 @@ pub trait Tx: Send {
         now: Timestamp,
     ) -> Result<()>;
 
+    /// The owner's balance in one currency as this transaction sees it (zeros if none).
+    async fn balance(&mut self, owner: &AccountId, currency: &Currency) -> Result<Balance>;
+    /// The account's quota as this transaction sees it (see [`Store::quota`]).
+    async fn quota(&mut self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState>;
+
     /// Appends an event to the log. Events are written when the transaction commits, after
     /// every other write, and numbered then: the counter row they take is locked until
     /// commit, so positions follow commit order and are gap-free.

@@ -60,6 +60,16 @@ enum AdminCommand {
     Ban { account: String },
     /// Lift a ban.
     Unban { account: String },
+    /// Credit an account (by id or email) from outside: AMOUNT in major units of CURRENCY
+    /// (`12.50 USD` is 1250 cents; `100 PTS` is 100 points).
+    TopUp {
+        account: String,
+        amount: String,
+        currency: String,
+        /// Shown on the account's statement.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +111,12 @@ struct Settings {
     /// Log format: text or json [default: text].
     #[arg(long, env = "AGORA_LOG_FORMAT", global = true, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Platform fee in basis points, 1000 = 10 % [default: 1000].
+    #[arg(long, env = "AGORA_PLATFORM_FEE_BPS", global = true)]
+    platform_fee_bps: Option<u32>,
+    /// Free AI-team briefs per account per month [default: 10].
+    #[arg(long, env = "AGORA_QUOTA_MONTHLY_FREE", global = true)]
+    quota_monthly_free: Option<u32>,
 }
 
 impl Settings {
@@ -143,6 +159,13 @@ impl Settings {
         if let Some(v) = self.log_format.as_deref() {
             cfg.log_format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
         }
+        if let Some(v) = self.platform_fee_bps {
+            cfg.platform_fee_bps = v;
+        }
+        if let Some(v) = self.quota_monthly_free {
+            cfg.quota_monthly_free = v;
+        }
+        cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(cfg)
     }
 }
@@ -247,6 +270,29 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
         }
         AdminCommand::Ban { account } => set_ban(store.as_ref(), &account, true).await?,
         AdminCommand::Unban { account } => set_ban(store.as_ref(), &account, false).await?,
+        AdminCommand::TopUp { account, amount, currency, reason } => {
+            let account = find_account(store.as_ref(), &account).await?;
+            let table = cfg.currency_table().map_err(|e| anyhow::anyhow!(e))?;
+            let currency = table.parse(&currency).map_err(|e| anyhow::anyhow!("currency {e}"))?;
+            let minor = table.parse_major(&currency, &amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
+            let why = agora_store::money::Why {
+                reason: reason.or_else(|| Some("CLI top-up".into())),
+                ..Default::default()
+            };
+            let mut tx = store.begin().await?;
+            let id = agora_store::money::top_up(
+                tx.as_mut(),
+                &account.id,
+                &currency,
+                minor,
+                &why,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("top-up refused: {e}"))?;
+            tx.commit().await?;
+            println!("credited {amount} {currency} ({minor} minor units) to {} ({id})", account.id);
+        }
     }
     Ok(())
 }

@@ -178,3 +178,33 @@ fn config_example_is_printed_and_migrate_runs() {
     assert!(dir.join("data/agora.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn admin_top_up_credits_in_major_units_and_bad_settings_are_refused() {
+    let dir = temp_dir("top-up");
+    let run = |args: &[&str]| agora(&dir).args(args).output().unwrap();
+    let out = run(&["admin", "create-admin", "--email", "payer@example.com", "--password", "long enough"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["admin", "top-up", "payer@example.com", "12.50", "USD", "--reason", "opening balance"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(1250 minor units)"));
+    for bad in [["1.234", "USD"], ["5", "XYZ"], ["-5", "USD"], ["ten", "PTS"]] {
+        let out = run(&["admin", "top-up", "payer@example.com", bad[0], bad[1]]);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+    }
+    let out = agora(&dir).env("AGORA_PLATFORM_FEE_BPS", "20000").args(["migrate"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("platform_fee_bps"));
+
+    // The credit is in the ledger the server reads.
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &[]);
+    let client = agora_client::Client::new(&server.url);
+    let wallet = runtime().block_on(async {
+        let tokens = client.token("payer@example.com", "long enough").await.unwrap();
+        client.with_token(tokens.access_token).wallet().await.unwrap()
+    });
+    assert_eq!(wallet.balances.len(), 1);
+    assert_eq!((wallet.balances[0].currency.as_str(), wallet.balances[0].available), ("USD", 1250));
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

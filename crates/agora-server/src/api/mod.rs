@@ -6,6 +6,7 @@ mod auth;
 mod me;
 pub mod ops;
 pub mod views;
+mod wallet;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(me::router())
         .merge(agents::router())
         .merge(admin::router())
+        .merge(wallet::router())
 }
 
 /// Parses a path id; a malformed id names nothing, so it is a 404 like a missing one.

@@ -98,3 +98,41 @@ pub fn profile_input(f: t::ProfileFields) -> agora_core::account::ProfileInput {
         }),
     }
 }
+
+pub fn balance(b: &agora_store::Balance, currencies: &agora_core::money::Currencies) -> t::Balance {
+    t::Balance {
+        currency: b.currency.to_string(),
+        exponent: currencies.exponent(&b.currency).unwrap_or(0),
+        available: b.available,
+        held: b.held,
+    }
+}
+
+pub fn statement_line(l: &agora_store::StatementLine) -> t::StatementLine {
+    t::StatementLine {
+        transaction_id: l.tx_id.to_string(),
+        kind: l.kind.as_str().to_owned(),
+        currency: l.currency.to_string(),
+        bucket: l.bucket.as_str().to_owned(),
+        amount: l.amount,
+        hold_id: l.hold_id.as_ref().map(ToString::to_string),
+        reference: l
+            .reference
+            .as_ref()
+            .map(|r| t::LedgerReference { kind: r.kind.clone(), id: r.id.clone() }),
+        reason: l.reason.clone(),
+        actor_id: l.actor_id.as_ref().map(ToString::to_string),
+        created_at: l.created_at.to_rfc3339(),
+    }
+}
+
+pub fn quota(q: &agora_store::QuotaState) -> t::Quota {
+    t::Quota {
+        period: q.period.clone(),
+        monthly_free: q.monthly_free,
+        free_used: q.free_used,
+        bonus: q.bonus,
+        purchased: q.purchased,
+        remaining: q.remaining(),
+    }
+}

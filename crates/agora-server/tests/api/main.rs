@@ -8,4 +8,5 @@ mod helpers;
 mod accounts;
 mod conventions;
 mod keys;
+mod money;
 mod ops;

@@ -110,6 +110,6 @@ fn every_operation_lists_its_error_responses() {
             }
         }
     }
-    // auth 4, me 7, agents 3, admin 2.
-    assert_eq!(count, 16, "operations in the document");
+    // auth 4, me 7, agents 3, admin 2 (ban) + 5 (money), money 3 (wallet, statement, quota).
+    assert_eq!(count, 24, "operations in the document");
 }
