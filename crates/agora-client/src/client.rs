@@ -263,4 +263,110 @@ impl Client {
     pub async fn ledger_audit(&self) -> Result<LedgerAudit, ClientError> {
         self.get("/api/v1/admin/ledger/audit").await
     }
+
+    // The agent protocol.
+
+    pub async fn heartbeat(&self, offline: bool) -> Result<Heartbeat, ClientError> {
+        let req = HeartbeatRequest { status: offline.then(|| "offline".to_owned()) };
+        self.post("/api/v1/agent/heartbeat", &req).await
+    }
+
+    /// Waits up to `wait` seconds for the next task and claims it.
+    pub async fn inbox(&self, wait: u64) -> Result<Option<Task>, ClientError> {
+        self.get::<Inbox>(&format!("/api/v1/agent/inbox?wait={wait}")).await.map(|i| i.task)
+    }
+
+    pub async fn progress(&self, task_id: &str, req: &ProgressRequest) -> Result<Task, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/progress"), req).await
+    }
+
+    pub async fn message(&self, task_id: &str, body: &str) -> Result<TaskMessage, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/messages"), &MessageRequest { body: body.to_owned() })
+            .await
+    }
+
+    pub async fn deliver(&self, task_id: &str, req: &DeliverRequest) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/deliver"), req).await
+    }
+
+    pub async fn fail(&self, task_id: &str, error: &str) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/fail"), &FailRequest { error: error.to_owned() }).await
+    }
+
+    // Tasks, as their requester.
+
+    pub async fn task(&self, task_id: &str) -> Result<Task, ClientError> {
+        self.get(&format!("/api/v1/tasks/{task_id}")).await
+    }
+
+    /// `query` is the query string without `?`, e.g. `role=worker&status=queued`.
+    pub async fn tasks(&self, query: &str) -> Result<Vec<Task>, ClientError> {
+        self.get(&format!("/api/v1/tasks?{query}")).await
+    }
+
+    pub async fn accept(&self, task_id: &str) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/accept"), &serde_json::json!({})).await
+    }
+
+    pub async fn request_revision(
+        &self,
+        task_id: &str,
+        feedback: Option<&str>,
+    ) -> Result<TaskResult, ClientError> {
+        let req = RevisionRequest { feedback: feedback.map(str::to_owned) };
+        self.post(&format!("/api/v1/tasks/{task_id}/revision"), &req).await
+    }
+
+    pub async fn cancel(&self, task_id: &str) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/cancel"), &serde_json::json!({})).await
+    }
+
+    // Chats.
+
+    pub async fn start_chat(&self, agent_id: &str, message: &str) -> Result<Accepted, ClientError> {
+        self.post(&format!("/api/v1/agents/{agent_id}/chats"), &ChatRequest { message: message.to_owned() })
+            .await
+    }
+
+    pub async fn chat_message(&self, chat_id: &str, message: &str) -> Result<Accepted, ClientError> {
+        self.post(&format!("/api/v1/chats/{chat_id}/messages"), &ChatRequest { message: message.to_owned() })
+            .await
+    }
+
+    // Services.
+
+    pub async fn create_service(&self, req: &ServiceRequest) -> Result<Service, ClientError> {
+        self.post("/api/v1/services", req).await
+    }
+
+    pub async fn update_service(&self, id: &str, req: &ServiceRequest) -> Result<Service, ClientError> {
+        self.patch(&format!("/api/v1/services/{id}"), req).await
+    }
+
+    pub async fn service(&self, id: &str) -> Result<Service, ClientError> {
+        self.get(&format!("/api/v1/services/{id}")).await
+    }
+
+    /// `query` is the query string without `?`.
+    pub async fn services(&self, query: &str) -> Result<Vec<Service>, ClientError> {
+        self.get(&format!("/api/v1/services?{query}")).await
+    }
+
+    pub async fn run_service(&self, id: &str, input: &Value) -> Result<Accepted, ClientError> {
+        self.post(&format!("/api/v1/services/{id}/run"), &RunRequest { input_data: input.clone() }).await
+    }
+
+    // Bounties.
+
+    pub async fn post_bounty(&self, req: &BountyRequest) -> Result<Task, ClientError> {
+        self.post("/api/v1/bounties", req).await
+    }
+
+    pub async fn claim_bounty(&self, id: &str) -> Result<Task, ClientError> {
+        self.post(&format!("/api/v1/bounties/{id}/claim"), &serde_json::json!({})).await
+    }
+
+    pub async fn cancel_bounty(&self, id: &str) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/bounties/{id}/cancel"), &serde_json::json!({})).await
+    }
 }

@@ -165,8 +165,11 @@ pub struct Account {
     pub portfolio: Vec<PortfolioItem>,
     pub owner_id: Option<String>,
     pub counters: Counters,
-    /// Heartbeat or inbox wait within the last 120 s.
+    /// Heartbeat or inbox wait within the last 120 s (and not signed off since).
     pub online: bool,
+    /// Agents: `idle`, `busy` (holding as many tasks as it works on at once) or `offline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     pub last_seen_at: Option<String>,
     pub created_at: String,
     /// Private: only in `GET /me` and to admins.
@@ -454,4 +457,364 @@ pub struct MoneyTotals {
     pub currency: String,
     pub inside: i64,
     pub entered: i64,
+}
+
+// ---- The work engine: agent protocol, tasks, chats, services, bounties (SPEC §3, §4) ----
+
+/// `POST /agent/heartbeat`. `status: "offline"` signs the agent off until it is next seen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// `online` (default) or `offline`.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Heartbeat {
+    pub next_heartbeat_in_seconds: u64,
+    /// `idle`, `busy` or `offline`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Seconds to wait for work, 0–60 (default 30); larger values are capped at 60.
+    pub wait: Option<u64>,
+}
+
+/// `GET /agent/inbox`: the claimed task, or `null` when the wait ended without one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Inbox {
+    pub task: Option<Task>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProgressRequest {
+    /// 0–100.
+    pub percent: i64,
+    pub eta_seconds: Option<i64>,
+    pub current_step: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// 1–100000 characters.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UiBlock {
+    /// `markdown`, `file` or `link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Markdown text, or the file's or link's URL.
+    pub content: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FileLink {
+    pub url: String,
+    pub name: Option<String>,
+}
+
+/// `POST /tasks/{id}/deliver`: text and/or structured output (checked against the task's
+/// output schema), UI blocks and file links.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeliverRequest {
+    pub text: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<Value>,
+    pub ui_blocks: Option<Vec<UiBlock>>,
+    pub files: Option<Vec<FileLink>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    /// What went wrong (the error log), 1–100000 characters.
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevisionRequest {
+    /// What to change; kept as a message on the task.
+    pub feedback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Price {
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Progress {
+    pub percent: u8,
+    pub eta_seconds: Option<u32>,
+    pub current_step: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Delivery {
+    pub text: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<Value>,
+    pub ui_blocks: Vec<UiBlock>,
+    pub files: Vec<FileLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TaskMessage {
+    pub id: String,
+    pub author_id: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// One entry of a task's timeline, read from the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TimelineEntry {
+    /// Position in the whole event log.
+    pub seq: i64,
+    /// Position in this task's timeline: 1, 2, 3…
+    pub task_seq: i64,
+    pub event_id: String,
+    /// `task.created`, `task.claimed`, `payment.held`…
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub actor_id: Option<String>,
+    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Value,
+}
+
+/// A task of any kind. `messages` and `timeline` are filled on `GET /tasks/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Task {
+    pub id: String,
+    /// `chat`, `service`, `bounty`, `job`, `brief` or `step`.
+    pub kind: String,
+    /// `open`, `queued`, `in_progress`, `delivered`, `completed`, `failed`, `cancelled`,
+    /// `expired`.
+    pub status: String,
+    pub requester_id: String,
+    pub assignee_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Value,
+    pub output: Option<Delivery>,
+    /// A chat turn's reply text (`output.text`), for pollers of chat turns.
+    pub reply: Option<String>,
+    /// Kind-specific terms: schemas, a bounty's penalty and delivery hours, the service at
+    /// run time; `error` after a failure.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Value,
+    pub progress: Option<Progress>,
+    pub price: Option<Price>,
+    pub hold_id: Option<String>,
+    pub chat_id: Option<String>,
+    pub service_id: Option<String>,
+    pub lease_expires_at: Option<String>,
+    pub deadline_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub auto_accept_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<TaskMessage>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelineEntry>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct TaskListQuery {
+    /// `requester` (tasks you asked for), `worker` (tasks assigned to you); both by default.
+    pub role: Option<String>,
+    /// One status or several, comma-separated.
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// The answer to a command on a task: the task after it, and the money it moved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TaskResult {
+    pub task: Task,
+    /// Paid from escrow towards the worker (before the fee).
+    pub settled_amount: i64,
+    pub fee: i64,
+    /// What the worker received.
+    pub net: i64,
+    /// Returned to the requester.
+    pub refunded: i64,
+}
+
+/// `POST /agents/{id}/chats` and `POST /chats/{chat_id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// 1–100000 characters.
+    pub message: String,
+}
+
+/// 202: the turn was queued for the agent; poll `status_url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Accepted {
+    pub task_id: String,
+    pub status: String,
+    pub status_url: String,
+    pub chat_id: Option<String>,
+    pub service_id: Option<String>,
+    pub price: Option<Price>,
+}
+
+/// `POST /services` (name and price required) and `PATCH /services/{id}` (absent = keep).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRequest {
+    /// The agent that runs it: the caller if it is an agent, else an agent the caller owns.
+    pub agent_id: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub short_description: Option<String>,
+    pub description: Option<String>,
+    /// Minor units of `currency`.
+    pub price: Option<i64>,
+    /// Default `PTS`.
+    pub currency: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input_schema: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output_schema: Option<Value>,
+    /// `false` unpublishes (hidden from search; runs refused).
+    pub published: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Service {
+    pub id: String,
+    pub agent_id: String,
+    pub agent_name: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub short_description: String,
+    pub description: String,
+    pub price: i64,
+    pub currency: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input_schema: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub output_schema: Value,
+    pub published: bool,
+    /// `online` when its agent is online, else `offline`.
+    pub status: String,
+    pub paid_count: i64,
+    pub favorite_count: i64,
+    pub total_revenue: i64,
+    /// Whether the caller marked it (signed-in callers only).
+    pub favorite: Option<bool>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ServiceListQuery {
+    /// Keyword in the name or descriptions.
+    pub q: Option<String>,
+    /// `online` (default) or `all`.
+    pub status: Option<String>,
+    /// `newest` (default), `price_asc`, `price_desc` or `popular` (most paid runs).
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// Checked against the service's input schema.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input_data: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Favorite {
+    pub service_id: String,
+    pub favorite: bool,
+    pub favorite_count: i64,
+}
+
+/// `POST /bounties`: the reward is held from the poster at once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BountyRequest {
+    /// At most 20 characters.
+    pub title: String,
+    /// At most 200 characters.
+    pub short_description: String,
+    /// Markdown.
+    pub description: Option<String>,
+    pub reward_amount: i64,
+    /// Default `PTS`.
+    pub currency: Option<String>,
+    /// Withheld from the reward (returned to the poster) when delivery is late.
+    pub penalty_amount: Option<i64>,
+    /// Delivery time after the claim, 1–8760 hours.
+    pub max_delivery_hours: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input_schema: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output_schema: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input_data: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct BountyListQuery {
+    /// `open` (default), `in_progress`, `delivered`, `completed`, `cancelled` or `all`.
+    pub status: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
 }

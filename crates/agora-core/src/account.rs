@@ -358,8 +358,30 @@ pub struct Account {
     pub counters: Counters,
     pub banned_at: Option<Timestamp>,
     pub last_seen_at: Option<Timestamp>,
+    /// When the agent signed itself off; it is offline until it is next seen after this.
+    pub offline_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// An agent's derived status (SPEC §3): `busy` when it holds as many tasks as it works on at
+/// once, `offline` when not seen within [`ONLINE_WINDOW_SECS`] or signed off since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Idle,
+    Busy,
+    Offline,
+}
+
+impl Presence {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Offline => "offline",
+        }
+    }
 }
 
 impl Account {
@@ -371,9 +393,23 @@ impl Account {
         self.banned_at.is_some()
     }
 
-    /// Online: seen (heartbeat or inbox wait) within the last [`ONLINE_WINDOW_SECS`].
+    /// Online: seen (heartbeat or inbox wait) within the last [`ONLINE_WINDOW_SECS`], and
+    /// not signed off since.
     pub fn is_online(&self, now: Timestamp) -> bool {
-        self.last_seen_at.is_some_and(|t| t >= now.plus_seconds(-ONLINE_WINDOW_SECS))
+        self.last_seen_at.is_some_and(|t| {
+            t >= now.plus_seconds(-ONLINE_WINDOW_SECS) && self.offline_at.is_none_or(|off| off < t)
+        })
+    }
+
+    /// The derived status, given how many tasks the account holds in progress.
+    pub fn presence(&self, now: Timestamp, in_progress: i64) -> Presence {
+        if !self.is_online(now) {
+            Presence::Offline
+        } else if in_progress >= i64::from(self.profile.max_concurrent_tasks) {
+            Presence::Busy
+        } else {
+            Presence::Idle
+        }
     }
 
     /// Whether `other` may manage this account: itself, or the owner of this agent.

@@ -72,6 +72,18 @@ prefixed_id!(
     /// An event in the event log.
     EventId, "evt"
 );
+prefixed_id!(
+    /// A 1:1 conversation with an agent; each user turn is a chat task.
+    ChatId, "chat"
+);
+prefixed_id!(
+    /// A published service an agent runs.
+    ServiceId, "svc"
+);
+prefixed_id!(
+    /// A message on a task, between its requester and its assignee.
+    MessageId, "msg"
+);
 
 #[cfg(test)]
 mod tests {

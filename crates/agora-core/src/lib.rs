@@ -8,10 +8,15 @@ pub mod credential;
 pub mod id;
 pub mod ledger;
 pub mod money;
+pub mod schema;
 pub mod task;
 pub mod time;
 pub mod validation;
+pub mod work;
 
-pub use id::{AccountId, ApiKeyId, EventId, HoldId, LedgerTxId, QuotaMovementId, SessionId, TaskId};
+pub use id::{
+    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, QuotaMovementId, ServiceId,
+    SessionId, TaskId,
+};
 pub use time::Timestamp;
 pub use validation::{FieldError, Invalid};

@@ -65,7 +65,8 @@ fn join_path(prefix: &str, path: &str) -> String {
     match (prefix.is_empty(), path.is_empty()) {
         (true, _) => path.to_owned(),
         (false, true) => prefix.to_owned(),
-        (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
+        // An index or a JSON pointer (schema failures) attaches without a dot.
+        (false, false) if path.starts_with(['[', '/']) => format!("{prefix}{path}"),
         (false, false) => format!("{prefix}.{path}"),
     }
 }

@@ -83,6 +83,7 @@ pub async fn insert(tx: &mut dyn Tx, prepared: PreparedAccount) -> Result<Create
         counters: Counters::default(),
         banned_at: None,
         last_seen_at: None,
+        offline_at: None,
         created_at: new.created_at,
         updated_at: new.created_at,
     };

@@ -43,6 +43,19 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller if the request carried credentials: public endpoints that show a signed-in
+/// caller a little more.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<Caller>().cloned()))
+    }
+}
+
 /// A caller with the admin role.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);

@@ -36,6 +36,13 @@ pub struct Config {
     pub quota_monthly_free: u32,
     /// Currencies beyond (or overriding) the built-in ones: `CODE = exponent`.
     pub currencies: BTreeMap<String, u32>,
+    /// How long an agent holds a claimed task without reporting progress.
+    pub lease_seconds: u64,
+    /// Delivered work is accepted automatically after this many hours (fractions allowed).
+    pub auto_accept_hours: f64,
+    /// How often background workers look for leases that ran out and deliveries due for
+    /// auto-accept, in milliseconds.
+    pub worker_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -54,14 +61,21 @@ impl Default for Config {
             platform_fee_bps: 1000,
             quota_monthly_free: 10,
             currencies: BTreeMap::new(),
+            lease_seconds: 300,
+            auto_accept_hours: 72.0,
+            worker_interval_ms: 1000,
         }
     }
 }
 
 /// Named limits that exist unless the operator overrides them.
 fn default_named_limits() -> BTreeMap<String, RateSpec> {
-    // Login and registration per IP: slows password guessing without bothering people.
-    BTreeMap::from([("auth".to_owned(), RateSpec { count: 20, period: Duration::from_secs(60) })])
+    BTreeMap::from([
+        // Login and registration per IP: slows password guessing without bothering people.
+        ("auth".to_owned(), RateSpec { count: 20, period: Duration::from_secs(60) }),
+        // Chat turns per IP (AgentJob's limit on POST /api/chat).
+        ("chat".to_owned(), RateSpec { count: 60, period: Duration::from_secs(60) }),
+    ])
 }
 
 impl Config {
@@ -69,6 +83,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.platform_fee_bps > agora_core::money::MAX_BPS {
             return Err(format!("platform_fee_bps must be 0-{}", agora_core::money::MAX_BPS));
+        }
+        if !(1..=86_400).contains(&self.lease_seconds) {
+            return Err("lease_seconds must be 1-86400".to_owned());
+        }
+        if !(self.auto_accept_hours.is_finite() && (0.0..=8760.0).contains(&self.auto_accept_hours)) {
+            return Err("auto_accept_hours must be 0-8760".to_owned());
+        }
+        if !(10..=60_000).contains(&self.worker_interval_ms) {
+            return Err("worker_interval_ms must be 10-60000".to_owned());
         }
         self.currency_table().map(|_| ())
     }
@@ -78,6 +101,16 @@ impl Config {
         self.currencies.iter().try_fold(Currencies::default(), |all, (code, exp)| {
             all.with(code, *exp).map_err(|e| format!("currencies.{code}: {e}"))
         })
+    }
+
+    /// What the work engine needs of the configuration.
+    pub fn engine(&self) -> agora_store::work::Settings {
+        agora_store::work::Settings {
+            lease_ms: i64::try_from(self.lease_seconds).unwrap_or(300).saturating_mul(1000),
+            // Validated to 0-8760 hours, so the product fits easily.
+            auto_accept_ms: (self.auto_accept_hours * 3_600_000.0) as i64,
+            fee_bps: self.platform_fee_bps,
+        }
     }
 
     /// The base URL to show people.
@@ -210,10 +243,24 @@ platform_fee_bps = 1000
 # Free AI-team briefs per account per calendar month, UTC (AGORA_QUOTA_MONTHLY_FREE).
 quota_monthly_free = 10
 
-# Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day.
+# How long an agent holds a claimed task without reporting progress; when the lease runs
+# out, a chat turn or service run fails and its requester is refunded (AGORA_LEASE_SECONDS).
+lease_seconds = 300
+
+# Delivered work is accepted automatically after this many hours (AGORA_AUTO_ACCEPT_HOURS).
+auto_accept_hours = 72.0
+
+# How often background workers look for expired leases and due auto-accepts, in
+# milliseconds (AGORA_WORKER_INTERVAL_MS).
+worker_interval_ms = 1000
+
+# Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day. This table replaces
+# the defaults, so list every limit you want.
 [rate_limits]
 # Logins and registrations per IP.
 auth = "20/minute"
+# Chat turns per IP.
+chat = "60/minute"
 
 # Currencies besides the built-in PTS (0 decimals), CNY, HKD, USD (2) and USDC (6):
 # CODE = number of decimals of its minor unit. Amounts in the API are minor units.
@@ -240,6 +287,9 @@ mod tests {
         assert_eq!(parsed.platform_fee_bps, d.platform_fee_bps);
         assert_eq!(parsed.quota_monthly_free, d.quota_monthly_free);
         assert_eq!(parsed.currencies, d.currencies);
+        assert_eq!(parsed.lease_seconds, d.lease_seconds);
+        assert_eq!(parsed.auto_accept_hours, d.auto_accept_hours);
+        assert_eq!(parsed.worker_interval_ms, d.worker_interval_ms);
     }
 
     #[test]

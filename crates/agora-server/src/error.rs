@@ -36,6 +36,12 @@ pub mod code {
     pub const QUOTA_EXHAUSTED: &str = "QUOTA_EXHAUSTED";
     pub const ALREADY_SETTLED: &str = "ALREADY_SETTLED";
     pub const DUPLICATE: &str = "DUPLICATE";
+    pub const AGENT_OFFLINE: &str = "AGENT_OFFLINE";
+    pub const SERVICE_OFFLINE: &str = "SERVICE_OFFLINE";
+    pub const OWN_SERVICE: &str = "OWN_SERVICE";
+    pub const CHAT_TURN_PENDING: &str = "CHAT_TURN_PENDING";
+    pub const CLAIM_NOT_OVERDUE: &str = "CLAIM_NOT_OVERDUE";
+    pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
 }
 
 #[derive(Debug)]
@@ -173,6 +179,17 @@ impl From<StoreError> for ApiError {
             )
             .with_details(json!({ "remaining": remaining })),
             StoreError::Refused(Refusal::InvalidAmount(why)) => Self::invalid("amount", why),
+            StoreError::Refused(Refusal::Task(e)) => Self::new(
+                StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                e.code,
+                e.message,
+            ),
+            StoreError::Refused(Refusal::ClaimNotOverdue) => Self::new(
+                StatusCode::BAD_REQUEST,
+                code::CLAIM_NOT_OVERDUE,
+                "the claim can be taken back only after its delivery time has run out",
+            ),
+            StoreError::Refused(Refusal::Invalid(inv)) => inv.into(),
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Backend(cause) => Self::internal(cause),
         }

@@ -5,12 +5,14 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod workers;
 
 use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
 
@@ -48,6 +50,8 @@ pub struct Shared {
     pub currencies: Currencies,
     pub limits: ratelimit::RateLimits,
     pub metrics: metrics::Metrics,
+    /// Where inbox long-polls wait for work.
+    pub dispatcher: Arc<dispatch::Dispatcher>,
 }
 
 impl AppState {
@@ -59,7 +63,9 @@ impl AppState {
             tracing::error!(error = %e, "invalid currency configuration; using the built-in currencies");
             Currencies::default()
         });
-        Self(Arc::new(Shared { store, config, currencies, limits, metrics: metrics::Metrics::default() }))
+        let metrics = metrics::Metrics::default();
+        let dispatcher = Arc::new(dispatch::Dispatcher::new(metrics.inbox_waiters.clone()));
+        Self(Arc::new(Shared { store, config, currencies, limits, metrics, dispatcher }))
     }
 }
 
@@ -144,7 +150,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves; then answers waiting inbox polls with "no task", lets
+/// in-flight requests finish, and stops the background workers. Leases are left to expire.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -160,8 +167,18 @@ pub async fn serve(
             }
         })
     };
+    let workers = workers::spawn(&state);
+    let dispatcher = state.dispatcher.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            dispatcher.shut_down();
+        })
+        .await;
     sweeper.abort();
+    for w in workers {
+        let _ = w.await;
+    }
     result
 }

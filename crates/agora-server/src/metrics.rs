@@ -10,7 +10,7 @@ use axum::{
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -39,6 +39,10 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Long-polls waiting on an inbox right now.
+    pub inbox_waiters: Gauge,
+    /// Tasks handed out by inboxes.
+    pub tasks_claimed: Counter,
 }
 
 impl Default for Metrics {
@@ -53,7 +57,11 @@ impl Default for Metrics {
             "HTTP request latency by matched path",
             latency.clone(),
         );
-        Self { registry, requests, latency }
+        let inbox_waiters = Gauge::default();
+        registry.register("inbox_waiters", "Agents waiting on their inbox", inbox_waiters.clone());
+        let tasks_claimed = Counter::default();
+        registry.register("tasks_claimed", "Tasks claimed through inboxes", tasks_claimed.clone());
+        Self { registry, requests, latency, inbox_waiters, tasks_claimed }
     }
 }
 

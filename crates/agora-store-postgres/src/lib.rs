@@ -1,10 +1,20 @@
 //! The PostgreSQL backend: many stateless replicas on one database. Rows that a
-//! transaction reads in order to change are locked (`FOR UPDATE`).
+//! transaction reads in order to change are locked (`FOR UPDATE`); work queues are claimed
+//! with `FOR UPDATE SKIP LOCKED`; wake-ups cross replicas with `LISTEN/NOTIFY`.
 
-use std::str::FromStr;
+use std::{
+    str::FromStr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
-use agora_store::{Result, StoreError};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use agora_core::AccountId;
+use agora_store::{Result, StoreError, WakeHub, Wakeup};
+use sqlx::{
+    Row,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
+use tokio::sync::broadcast;
 
 pub use sqlx::postgres::PgConnectOptions as ConnectOptions;
 
@@ -15,6 +25,8 @@ type Db = sqlx::Postgres;
 type BackendStore = PgStore;
 const BACKEND: &str = "postgres";
 const FOR_UPDATE: &str = " FOR UPDATE";
+/// Claims skip rows another transaction holds instead of waiting for them.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,6 +37,95 @@ async fn begin(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::Transaction<'static, D
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: sqlx::PgPool,
+    hub: WakeHub,
+    /// The NOTIFY channel of this database schema (replicas on one schema share it).
+    channel: Arc<str>,
+    listening: Arc<OnceLock<()>>,
+}
+
+/// A transaction announces wake-ups with `pg_notify` inside itself: PostgreSQL delivers
+/// them at commit, to every replica's listener, and drops them on rollback.
+#[derive(Debug, Clone)]
+struct Waker(Arc<str>);
+
+fn waker(store: &PgStore) -> Waker {
+    Waker(store.channel.clone())
+}
+
+async fn before_commit(
+    waker: &Waker,
+    tx: &mut sqlx::Transaction<'static, Db>,
+    wakes: &[AccountId],
+) -> Result<()> {
+    for agent in wakes {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&*waker.0)
+            .bind(agent.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(shared::db_err(None))?;
+    }
+    Ok(())
+}
+
+fn after_commit(_: &Waker, _: Vec<AccountId>) {}
+
+fn subscribe(store: &PgStore) -> broadcast::Receiver<Wakeup> {
+    let rx = store.hub.subscribe();
+    store.listening.get_or_init(|| {
+        tokio::spawn(listen(store.pool.clone(), store.channel.clone(), store.hub.clone()));
+    });
+    rx
+}
+
+/// Forwards this schema's notifications to the process. One dedicated connection per
+/// replica; when it drops, PgListener reconnects, and since a notification sent meanwhile is
+/// lost, every waiter is told to look again (`Wakeup::All`).
+async fn listen(pool: sqlx::PgPool, channel: Arc<str>, hub: WakeHub) {
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(&channel).await {
+            tracing::warn!(error = %e, "inbox listener cannot LISTEN; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Work queued before the LISTEN took effect would otherwise wait for the safety net.
+        hub.publish(Wakeup::All);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => hub.publish(Wakeup::Agent(AccountId::from_trusted(n.payload().to_owned()))),
+                Ok(None) => hub.publish(Wakeup::All),
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `agora_wake_<schema>`: NOTIFY channels are per database, so replicas of one deployment
+/// (one schema) share a channel and other deployments on the same database do not hear it.
+fn channel_for(schema: &str) -> String {
+    let clean: String = schema
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    let mut name = format!("agora_wake_{clean}");
+    name.truncate(63);
+    name
 }
 
 impl PgStore {
@@ -40,7 +141,17 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(shared::db_err(None))?;
-        Ok(Self { pool })
+        let schema: String = sqlx::query("SELECT current_schema() AS s")
+            .fetch_one(&pool)
+            .await
+            .and_then(|r| r.try_get("s"))
+            .map_err(shared::db_err(None))?;
+        Ok(Self {
+            pool,
+            hub: WakeHub::default(),
+            channel: channel_for(&schema).into(),
+            listening: Arc::default(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet (safe with several replicas:

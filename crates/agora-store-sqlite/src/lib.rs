@@ -4,8 +4,10 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use agora_store::{Result, StoreError};
+use agora_core::AccountId;
+use agora_store::{Result, StoreError, WakeHub, Wakeup};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::broadcast;
 
 #[path = "../../agora-store/sql/shared.rs"]
 mod shared;
@@ -15,6 +17,9 @@ type BackendStore = SqliteStore;
 const BACKEND: &str = "sqlite";
 /// SQLite locks the whole database for a write transaction; rows need no lock of their own.
 const FOR_UPDATE: &str = "";
+/// Nothing to skip: a write transaction holds the whole database, so no other transaction
+/// holds a row this one could take.
+const SKIP_LOCKED: &str = "";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,6 +30,29 @@ async fn begin(pool: &sqlx::SqlitePool) -> sqlx::Result<sqlx::Transaction<'stati
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    hub: WakeHub,
+}
+
+/// One process owns the database file, so wake-ups are published in-process after commit.
+#[derive(Debug, Clone)]
+struct Waker(WakeHub);
+
+fn waker(store: &SqliteStore) -> Waker {
+    Waker(store.hub.clone())
+}
+
+async fn before_commit(_: &Waker, _: &mut sqlx::Transaction<'static, Db>, _: &[AccountId]) -> Result<()> {
+    Ok(())
+}
+
+fn after_commit(waker: &Waker, wakes: Vec<AccountId>) {
+    for agent in wakes {
+        waker.0.publish(Wakeup::Agent(agent));
+    }
+}
+
+fn subscribe(store: &SqliteStore) -> broadcast::Receiver<Wakeup> {
+    store.hub.subscribe()
 }
 
 impl SqliteStore {
@@ -51,7 +79,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(shared::db_err(None))?;
-        Ok(Self { pool })
+        Ok(Self { pool, hub: WakeHub::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.

@@ -13,21 +13,28 @@
 //! LISTEN/NOTIFY) in its own crate. Every statement here is portable: `$n` parameters,
 //! `RETURNING`, `ON CONFLICT … DO UPDATE … WHERE`, integer millisecond times, JSON as text.
 
+use std::collections::HashMap;
+
 use agora_core::{
-    AccountId, ApiKeyId, EventId, HoldId, LedgerTxId, QuotaMovementId, SessionId, Timestamp,
+    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, QuotaMovementId, ServiceId,
+    SessionId, TaskId, Timestamp,
     account::{Account, AccountKind, Counters, Email, Pricing, Profile, Role},
     ledger::{Bucket, LedgerAccount, Posting, TxKind},
     money::Currency,
+    task::{TaskKind, TaskStatus},
+    work::ServiceTerms,
 };
 use agora_store::{
-    AgentQuery, AgentSort, ApiKeyRecord, Balance, Conflict, Credential, Event, Hold, IdempotencyRecord,
-    LedgerAudit, NewAccount, NewApiKey, NewEvent, NewLedgerTx, NewSession, Page, Principal, QuotaBucket,
-    QuotaState, Reference, Refusal, Result, StatementLine, Store, StoreError, Tx,
+    AgentQuery, AgentSort, ApiKeyRecord, Balance, Chat, Conflict, Credential, Due, Event, Hold,
+    IdempotencyRecord, LedgerAudit, NewAccount, NewApiKey, NewEvent, NewLedgerTx, NewSession, Outcome, Page,
+    Principal, QuotaBucket, QuotaState, Reference, Refusal, Result, Service, ServiceQuery, ServiceSort,
+    StatementLine, Store, StoreError, Task, TaskMessage, TaskQuery, Tx, Wakeup,
 };
 use async_trait::async_trait;
 use sqlx::Row;
+use tokio::sync::broadcast;
 
-use super::{BACKEND, BackendStore, Db, FOR_UPDATE, begin};
+use super::{BACKEND, BackendStore, Db, FOR_UPDATE, SKIP_LOCKED, Waker, begin};
 
 type DbRow = <Db as sqlx::Database>::Row;
 type Conn = <Db as sqlx::Database>::Connection;
@@ -37,13 +44,48 @@ macro_rules! account_cols {
     () => {
         "a.id, a.kind, a.role, a.name, a.email, a.owner_id, a.description, a.skills, a.model_name, \
          a.pricing, a.max_concurrent_tasks, a.wallet_address, a.portfolio, a.completed_count, \
-         a.failed_count, a.no_response_count, a.banned_at, a.last_seen_at, a.created_at, a.updated_at"
+         a.failed_count, a.no_response_count, a.banned_at, a.last_seen_at, a.offline_at, a.created_at, a.updated_at"
     };
 }
 
 macro_rules! api_key_cols {
     () => {
         "id, account_id, name, display_prefix, created_at, last_used_at, revoked_at"
+    };
+}
+
+macro_rules! event_cols {
+    () => {
+        "seq, task_seq, id, type, actor_id, task_id, payload, created_at"
+    };
+}
+
+macro_rules! task_cols {
+    () => {
+        "id, kind, status, requester_id, assignee_id, title, description, input, output, details, progress, \
+         price, currency, hold_id, chat_id, service_id, lease_expires_at, deadline_at, delivered_at, \
+         auto_accept_at, created_at, updated_at"
+    };
+}
+
+macro_rules! chat_cols {
+    () => {
+        "id, requester_id, agent_id, messages, open_task_id, turns, created_at, updated_at"
+    };
+}
+
+macro_rules! service_cols {
+    () => {
+        "s.id, s.agent_id, s.name, s.version, s.short_description, s.description, s.price, s.currency, \
+         s.input_schema, s.output_schema, s.published, s.paid_count, s.favorite_count, s.total_revenue, \
+         s.created_at, s.updated_at"
+    };
+}
+
+/// Online: seen within the window (`$n` is its start) and not signed off since.
+macro_rules! online_since {
+    ($n:literal) => {
+        concat!("(a.last_seen_at >= ", $n, " AND (a.offline_at IS NULL OR a.offline_at < a.last_seen_at))")
     };
 }
 
@@ -140,6 +182,7 @@ fn account_from_row(r: &DbRow) -> Result<Account> {
         },
         banned_at: ts(r.try_get("banned_at").map_err(err)?),
         last_seen_at: ts(r.try_get("last_seen_at").map_err(err)?),
+        offline_at: ts(r.try_get("offline_at").map_err(err)?),
         created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
         updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(err)?),
     })
@@ -237,6 +280,12 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// `$1, $2, …, $n`: one bound parameter per value of an `IN (…)` list, so a page of rows
+/// is looked up in one query instead of one each.
+fn marks(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -257,13 +306,31 @@ impl Store for BackendStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(SqlTx { tx: begin(&self.pool).await.map_err(err)?, events: Vec::new() }))
+        Ok(Box::new(SqlTx {
+            tx: begin(&self.pool).await.map_err(err)?,
+            events: Vec::new(),
+            wakes: Vec::new(),
+            waker: super::waker(self),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
     async fn account(&self, id: &AccountId) -> Result<Option<Account>> {
         let mut conn = self.pool.acquire().await.map_err(err)?;
         account_by_id(&mut conn, id, "").await
+    }
+
+    async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {} FROM accounts a WHERE a.id IN ({})", account_cols!(), marks(ids.len()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(account_from_row).collect()
     }
 
     #[tracing::instrument(skip_all)]
@@ -288,10 +355,14 @@ impl Store for BackendStore {
     async fn agents(&self, q: &AgentQuery) -> Result<Page<Account>> {
         // Skills are kept as a JSON list of restricted tags (see `parse_skill`), so `"tag"`
         // matches exactly one whole element of the list without any escaping.
-        let filter = "a.kind = 'agent' AND a.banned_at IS NULL \
+        let filter = concat!(
+            "a.kind = 'agent' AND a.banned_at IS NULL \
              AND ($1 IS NULL OR a.skills LIKE $1) \
              AND ($2 IS NULL OR lower(a.name) LIKE $2 ESCAPE '\\' OR lower(a.description) LIKE $2 ESCAPE '\\') \
-             AND ($3 IS NULL OR a.last_seen_at >= $3)";
+             AND ($3 IS NULL OR ",
+            online_since!("$3"),
+            ")"
+        );
         let order = match q.sort {
             AgentSort::Newest => "a.created_at DESC, a.id DESC",
             AgentSort::Name => "lower(a.name) ASC, a.id ASC",
@@ -586,32 +657,291 @@ impl Store for BackendStore {
     }
 
     async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<Event>> {
+        let sql = concat!("SELECT ", event_cols!(), " FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    fn wakeups(&self) -> broadcast::Receiver<Wakeup> {
+        super::subscribe(self)
+    }
+
+    async fn task(&self, id: &TaskId) -> Result<Option<Task>> {
+        let sql = concat!("SELECT ", task_cols!(), " FROM tasks WHERE id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tasks(&self, q: &TaskQuery) -> Result<Page<Task>> {
+        // Only constants are formatted into the text; every value is a bound parameter.
+        let who = if q.either {
+            "(requester_id = $1 OR assignee_id = $2)"
+        } else {
+            "($1 IS NULL OR requester_id = $1) AND ($2 IS NULL OR assignee_id = $2)"
+        };
+        let filter = format!(
+            "{who} AND ($3 IS NULL OR ',' || $3 || ',' LIKE '%,' || status || ',%') AND ($4 IS NULL OR kind = $4)"
+        );
+        let statuses = (!q.statuses.is_empty())
+            .then(|| q.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
+        let requester = q.requester.as_ref().map(AccountId::as_str);
+        let assignee = q.assignee.as_ref().map(AccountId::as_str);
+        let kind = q.kind.map(TaskKind::as_str);
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6",
+            task_cols!()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(requester)
+            .bind(assignee)
+            .bind(statuses.as_deref())
+            .bind(kind)
+            .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let total: i64 =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM tasks WHERE {filter}")))
+                .bind(requester)
+                .bind(assignee)
+                .bind(statuses.as_deref())
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?
+                .try_get("n")
+                .map_err(err)?;
+        Ok(Page { items: rows.iter().map(task_from_row).collect::<Result<_>>()?, total: count(total) })
+    }
+
+    async fn task_events(&self, id: &TaskId) -> Result<Vec<Event>> {
+        let sql = concat!("SELECT ", event_cols!(), " FROM events WHERE task_id = $1 ORDER BY seq");
+        let rows = sqlx::query(sql).bind(id.as_str()).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn task_messages(&self, id: &TaskId) -> Result<Vec<TaskMessage>> {
         let rows = sqlx::query(
-            "SELECT seq, id, type, actor_id, task_id, payload, created_at FROM events \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT id, task_id, author_id, body, created_at FROM task_messages WHERE task_id = $1 \
+             ORDER BY created_at, id",
         )
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(id.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;
         rows.iter()
             .map(|r| {
-                Ok(Event {
-                    seq: r.try_get("seq").map_err(err)?,
-                    id: EventId::from_trusted(r.try_get("id").map_err(err)?),
-                    event_type: r.try_get("type").map_err(err)?,
-                    actor_id: r
-                        .try_get::<Option<String>, _>("actor_id")
-                        .map_err(err)?
-                        .map(AccountId::from_trusted),
-                    task_id: r.try_get("task_id").map_err(err)?,
-                    payload: json_col(r, "payload")?,
+                Ok(TaskMessage {
+                    id: MessageId::from_trusted(r.try_get("id").map_err(err)?),
+                    task_id: TaskId::from_trusted(r.try_get("task_id").map_err(err)?),
+                    author_id: AccountId::from_trusted(r.try_get("author_id").map_err(err)?),
+                    body: r.try_get("body").map_err(err)?,
                     created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
                 })
             })
             .collect()
     }
+
+    async fn in_progress_counts(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT assignee_id, COUNT(*) AS n FROM tasks WHERE status = 'in_progress' \
+             AND assignee_id IN ({}) GROUP BY assignee_id",
+            marks(accounts.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in accounts {
+            query = query.bind(a.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_trusted(r.try_get("assignee_id").map_err(err)?),
+                    r.try_get("n").map_err(err)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn agents_with_queued_work(&self, limit: u64) -> Result<Vec<AccountId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT assignee_id FROM tasks WHERE status = 'queued' AND assignee_id IS NOT NULL LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(|r| Ok(AccountId::from_trusted(r.try_get("assignee_id").map_err(err)?))).collect()
+    }
+
+    async fn chat(&self, id: &ChatId) -> Result<Option<Chat>> {
+        let sql = concat!("SELECT ", chat_cols!(), " FROM chats WHERE id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(chat_from_row).transpose()
+    }
+
+    async fn service(&self, id: &ServiceId) -> Result<Option<Service>> {
+        let sql = concat!("SELECT ", service_cols!(), " FROM services s WHERE s.id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn services(&self, q: &ServiceQuery) -> Result<Page<Service>> {
+        let filter = concat!(
+            "a.banned_at IS NULL AND (($1 IS NULL AND s.published) OR s.agent_id = $1) \
+             AND ($2 IS NULL OR lower(s.name) LIKE $2 ESCAPE '\\' OR lower(s.short_description) LIKE $2 ESCAPE '\\' \
+                  OR lower(s.description) LIKE $2 ESCAPE '\\') \
+             AND ($3 IS NULL OR ",
+            online_since!("$3"),
+            ")"
+        );
+        let order = match q.sort {
+            ServiceSort::Newest => "s.created_at DESC, s.id DESC",
+            ServiceSort::PriceAsc => "s.price ASC, s.created_at DESC, s.id DESC",
+            ServiceSort::PriceDesc => "s.price DESC, s.created_at DESC, s.id DESC",
+            ServiceSort::MostPaid => "s.paid_count DESC, s.created_at DESC, s.id DESC",
+        };
+        let agent = q.agent.as_ref().map(AccountId::as_str);
+        let text = q.text.as_deref().map(like_pattern);
+        let online = q.online_since.map(Timestamp::millis);
+        let sql = format!(
+            "SELECT {} FROM services s JOIN accounts a ON a.id = s.agent_id WHERE {filter} \
+             ORDER BY {order} LIMIT $4 OFFSET $5",
+            service_cols!()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(agent)
+            .bind(text.as_deref())
+            .bind(online)
+            .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM services s JOIN accounts a ON a.id = s.agent_id WHERE {filter}"
+        )))
+        .bind(agent)
+        .bind(text.as_deref())
+        .bind(online)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?
+        .try_get("n")
+        .map_err(err)?;
+        Ok(Page { items: rows.iter().map(service_from_row).collect::<Result<_>>()?, total: count(total) })
+    }
+
+    async fn is_favorite(&self, service: &ServiceId, account: &AccountId) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT 1 AS one FROM service_favorites WHERE service_id = $1 AND account_id = $2")
+                .bind(service.as_str())
+                .bind(account.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(row.is_some())
+    }
+}
+
+fn event_from_row(r: &DbRow) -> Result<Event> {
+    Ok(Event {
+        seq: r.try_get("seq").map_err(err)?,
+        task_seq: r.try_get("task_seq").map_err(err)?,
+        id: EventId::from_trusted(r.try_get("id").map_err(err)?),
+        event_type: r.try_get("type").map_err(err)?,
+        actor_id: r.try_get::<Option<String>, _>("actor_id").map_err(err)?.map(AccountId::from_trusted),
+        task_id: r.try_get("task_id").map_err(err)?,
+        payload: json_col(r, "payload")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+    })
+}
+
+fn opt_json<T: serde::de::DeserializeOwned>(row: &DbRow, col: &str) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(col).map_err(err)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Backend(format!("column {col}: {e}"))))
+        .transpose()
+}
+
+fn task_from_row(r: &DbRow) -> Result<Task> {
+    let kind: String = r.try_get("kind").map_err(err)?;
+    let status: String = r.try_get("status").map_err(err)?;
+    let id_of = |col: &str| -> Result<Option<String>> { r.try_get::<Option<String>, _>(col).map_err(err) };
+    Ok(Task {
+        id: TaskId::from_trusted(r.try_get("id").map_err(err)?),
+        kind: TaskKind::parse(&kind).ok_or_else(|| corrupt("task kind", &kind))?,
+        status: TaskStatus::parse(&status).ok_or_else(|| corrupt("task status", &status))?,
+        requester_id: AccountId::from_trusted(r.try_get("requester_id").map_err(err)?),
+        assignee_id: id_of("assignee_id")?.map(AccountId::from_trusted),
+        title: r.try_get("title").map_err(err)?,
+        description: r.try_get("description").map_err(err)?,
+        input: json_col(r, "input")?,
+        output: opt_json(r, "output")?,
+        details: json_col(r, "details")?,
+        progress: opt_json(r, "progress")?,
+        price: r.try_get("price").map_err(err)?,
+        currency: id_of("currency")?.map(Currency::from_trusted),
+        hold_id: id_of("hold_id")?.map(HoldId::from_trusted),
+        chat_id: id_of("chat_id")?.map(ChatId::from_trusted),
+        service_id: id_of("service_id")?.map(ServiceId::from_trusted),
+        lease_expires_at: ts(r.try_get("lease_expires_at").map_err(err)?),
+        deadline_at: ts(r.try_get("deadline_at").map_err(err)?),
+        delivered_at: ts(r.try_get("delivered_at").map_err(err)?),
+        auto_accept_at: ts(r.try_get("auto_accept_at").map_err(err)?),
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(err)?),
+    })
+}
+
+fn chat_from_row(r: &DbRow) -> Result<Chat> {
+    Ok(Chat {
+        id: ChatId::from_trusted(r.try_get("id").map_err(err)?),
+        requester_id: AccountId::from_trusted(r.try_get("requester_id").map_err(err)?),
+        agent_id: AccountId::from_trusted(r.try_get("agent_id").map_err(err)?),
+        messages: json_col(r, "messages")?,
+        open_task_id: r.try_get::<Option<String>, _>("open_task_id").map_err(err)?.map(TaskId::from_trusted),
+        turns: r.try_get("turns").map_err(err)?,
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(err)?),
+    })
+}
+
+fn service_from_row(r: &DbRow) -> Result<Service> {
+    Ok(Service {
+        id: ServiceId::from_trusted(r.try_get("id").map_err(err)?),
+        agent_id: AccountId::from_trusted(r.try_get("agent_id").map_err(err)?),
+        terms: ServiceTerms {
+            name: r.try_get("name").map_err(err)?,
+            version: r.try_get("version").map_err(err)?,
+            short_description: r.try_get("short_description").map_err(err)?,
+            description: r.try_get("description").map_err(err)?,
+            price: r.try_get("price").map_err(err)?,
+            input_schema: json_col(r, "input_schema")?,
+            output_schema: json_col(r, "output_schema")?,
+        },
+        currency: Currency::from_trusted(r.try_get("currency").map_err(err)?),
+        published: r.try_get("published").map_err(err)?,
+        paid_count: r.try_get("paid_count").map_err(err)?,
+        favorite_count: r.try_get("favorite_count").map_err(err)?,
+        total_revenue: r.try_get("total_revenue").map_err(err)?,
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(err)?),
+    })
+}
+
+fn opt_to_json<T: serde::Serialize>(v: Option<&T>) -> Result<Option<String>> {
+    v.map(to_json).transpose()
 }
 
 /// A write transaction of this backend.
@@ -619,13 +949,20 @@ pub(crate) struct SqlTx {
     tx: sqlx::Transaction<'static, Db>,
     /// Events appended so far; written at commit (see `flush_events`).
     events: Vec<NewEvent>,
+    /// Inboxes to wake once this transaction commits.
+    wakes: Vec<AccountId>,
+    waker: Waker,
 }
 
 #[async_trait]
 impl Tx for SqlTx {
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_events().await?;
-        self.tx.commit().await.map_err(err)
+        super::before_commit(&self.waker, &mut self.tx, &self.wakes).await?;
+        let Self { tx, wakes, waker, .. } = *self;
+        tx.commit().await.map_err(err)?;
+        super::after_commit(&waker, wakes);
+        Ok(())
     }
 
     #[tracing::instrument(skip_all)]
@@ -1070,6 +1407,311 @@ impl Tx for SqlTx {
         self.events.push(event.clone());
         Ok(())
     }
+
+    fn wake(&mut self, agent: &AccountId) {
+        if !self.wakes.contains(agent) {
+            self.wakes.push(agent.clone());
+        }
+    }
+
+    async fn touch_presence(&mut self, agent: &AccountId, now: Timestamp, offline: bool) -> Result<()> {
+        let sql = if offline {
+            "UPDATE accounts SET last_seen_at = $2, offline_at = $2 WHERE id = $1"
+        } else {
+            "UPDATE accounts SET last_seen_at = $2 WHERE id = $1"
+        };
+        sqlx::query(sql).bind(agent.as_str()).bind(now.millis()).execute(&mut *self.tx).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn count_outcome(&mut self, agent: &AccountId, outcome: Outcome) -> Result<()> {
+        let sql = match outcome {
+            Outcome::Completed => "UPDATE accounts SET completed_count = completed_count + 1 WHERE id = $1",
+            Outcome::Failed => "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = $1",
+            Outcome::NoResponse => {
+                "UPDATE accounts SET no_response_count = no_response_count + 1 WHERE id = $1"
+            }
+        };
+        sqlx::query(sql).bind(agent.as_str()).execute(&mut *self.tx).await.map_err(err)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_task(&mut self, t: &Task) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO tasks (",
+            task_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+             $20, $21, $22)"
+        ))
+        .bind(t.id.as_str())
+        .bind(t.kind.as_str())
+        .bind(t.status.as_str())
+        .bind(t.requester_id.as_str())
+        .bind(t.assignee_id.as_ref().map(AccountId::as_str))
+        .bind(&t.title)
+        .bind(&t.description)
+        .bind(to_json(&t.input)?)
+        .bind(opt_to_json(t.output.as_ref())?)
+        .bind(to_json(&t.details)?)
+        .bind(opt_to_json(t.progress.as_ref())?)
+        .bind(t.price)
+        .bind(t.currency.as_ref().map(Currency::as_str))
+        .bind(t.hold_id.as_ref().map(HoldId::as_str))
+        .bind(t.chat_id.as_ref().map(ChatId::as_str))
+        .bind(t.service_id.as_ref().map(ServiceId::as_str))
+        .bind(t.lease_expires_at.map(Timestamp::millis))
+        .bind(t.deadline_at.map(Timestamp::millis))
+        .bind(t.delivered_at.map(Timestamp::millis))
+        .bind(t.auto_accept_at.map(Timestamp::millis))
+        .bind(t.created_at.millis())
+        .bind(t.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn task_for_update(&mut self, id: &TaskId) -> Result<Option<Task>> {
+        let sql = format!("SELECT {} FROM tasks WHERE id = $1{FOR_UPDATE}", task_cols!());
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_task(&mut self, t: &Task) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET status = $2, assignee_id = $3, output = $4, details = $5, progress = $6, \
+             hold_id = $7, lease_expires_at = $8, deadline_at = $9, delivered_at = $10, auto_accept_at = $11, \
+             updated_at = $12 WHERE id = $1",
+        )
+        .bind(t.id.as_str())
+        .bind(t.status.as_str())
+        .bind(t.assignee_id.as_ref().map(AccountId::as_str))
+        .bind(opt_to_json(t.output.as_ref())?)
+        .bind(to_json(&t.details)?)
+        .bind(opt_to_json(t.progress.as_ref())?)
+        .bind(t.hold_id.as_ref().map(HoldId::as_str))
+        .bind(t.lease_expires_at.map(Timestamp::millis))
+        .bind(t.deadline_at.map(Timestamp::millis))
+        .bind(t.delivered_at.map(Timestamp::millis))
+        .bind(t.auto_accept_at.map(Timestamp::millis))
+        .bind(t.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn next_queued(&mut self, agent: &AccountId) -> Result<Option<Task>> {
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE assignee_id = $1 AND status = 'queued' \
+             ORDER BY created_at, id LIMIT 1{SKIP_LOCKED}",
+            task_cols!()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(agent.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn in_progress_count(&mut self, agent: &AccountId) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee_id = $1 AND status = 'in_progress'")
+            .bind(agent.as_str())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(err)?
+            .try_get("n")
+            .map_err(err)
+    }
+
+    async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>> {
+        let condition = match due {
+            Due::LeaseExpired => {
+                "status = 'in_progress' AND lease_expires_at <= $1 ORDER BY lease_expires_at"
+            }
+            Due::AutoAccept => "status = 'delivered' AND auto_accept_at <= $1 ORDER BY auto_accept_at",
+        };
+        let sql = format!("SELECT {} FROM tasks WHERE {condition} LIMIT 1{SKIP_LOCKED}", task_cols!());
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now.millis())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn insert_task_message(&mut self, m: &TaskMessage) -> Result<()> {
+        sqlx::query("INSERT INTO task_messages (id, task_id, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(m.id.as_str())
+            .bind(m.task_id.as_str())
+            .bind(m.author_id.as_str())
+            .bind(&m.body)
+            .bind(m.created_at.millis())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn insert_chat(&mut self, c: &Chat) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO chats (",
+            chat_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(c.id.as_str())
+        .bind(c.requester_id.as_str())
+        .bind(c.agent_id.as_str())
+        .bind(to_json(&c.messages)?)
+        .bind(c.open_task_id.as_ref().map(TaskId::as_str))
+        .bind(c.turns)
+        .bind(c.created_at.millis())
+        .bind(c.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn chat_for_update(&mut self, id: &ChatId) -> Result<Option<Chat>> {
+        let sql = format!("SELECT {} FROM chats WHERE id = $1{FOR_UPDATE}", chat_cols!());
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(chat_from_row).transpose()
+    }
+
+    async fn update_chat(&mut self, c: &Chat) -> Result<()> {
+        sqlx::query(
+            "UPDATE chats SET messages = $2, open_task_id = $3, turns = $4, updated_at = $5 WHERE id = $1",
+        )
+        .bind(c.id.as_str())
+        .bind(to_json(&c.messages)?)
+        .bind(c.open_task_id.as_ref().map(TaskId::as_str))
+        .bind(c.turns)
+        .bind(c.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn insert_service(&mut self, s: &Service) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO services (id, agent_id, name, version, short_description, description, price, currency, \
+             input_schema, output_schema, published, paid_count, favorite_count, total_revenue, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, $12, $12)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.agent_id.as_str())
+        .bind(&s.terms.name)
+        .bind(&s.terms.version)
+        .bind(&s.terms.short_description)
+        .bind(&s.terms.description)
+        .bind(s.terms.price)
+        .bind(s.currency.as_str())
+        .bind(to_json(&s.terms.input_schema)?)
+        .bind(to_json(&s.terms.output_schema)?)
+        .bind(s.published)
+        .bind(s.created_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn service_for_update(&mut self, id: &ServiceId) -> Result<Option<Service>> {
+        let sql = format!("SELECT {} FROM services s WHERE s.id = $1{FOR_UPDATE}", service_cols!());
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    async fn update_service(&mut self, s: &Service) -> Result<()> {
+        sqlx::query(
+            "UPDATE services SET name = $2, version = $3, short_description = $4, description = $5, price = $6, \
+             currency = $7, input_schema = $8, output_schema = $9, published = $10, updated_at = $11 WHERE id = $1",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.terms.name)
+        .bind(&s.terms.version)
+        .bind(&s.terms.short_description)
+        .bind(&s.terms.description)
+        .bind(s.terms.price)
+        .bind(s.currency.as_str())
+        .bind(to_json(&s.terms.input_schema)?)
+        .bind(to_json(&s.terms.output_schema)?)
+        .bind(s.published)
+        .bind(s.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn service_paid(&mut self, id: &ServiceId, amount: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE services SET paid_count = paid_count + 1, total_revenue = total_revenue + $2 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(amount)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn set_favorite(
+        &mut self,
+        service: &ServiceId,
+        account: &AccountId,
+        on: bool,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let changed = if on {
+            sqlx::query(
+                "INSERT INTO service_favorites (service_id, account_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (service_id, account_id) DO NOTHING",
+            )
+            .bind(service.as_str())
+            .bind(account.as_str())
+            .bind(now.millis())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(err)?
+        } else {
+            sqlx::query("DELETE FROM service_favorites WHERE service_id = $1 AND account_id = $2")
+                .bind(service.as_str())
+                .bind(account.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?
+        }
+        .rows_affected()
+            == 1;
+        if changed {
+            sqlx::query("UPDATE services SET favorite_count = favorite_count + $2 WHERE id = $1")
+                .bind(service.as_str())
+                .bind(if on { 1_i64 } else { -1 })
+                .execute(&mut *self.tx)
+                .await
+                .map_err(err)?;
+        }
+        Ok(changed)
+    }
 }
 
 impl SqlTx {
@@ -1139,13 +1781,38 @@ impl SqlTx {
                 .try_get("last_seq")
                 .map_err(err)?;
         let events = std::mem::take(&mut self.events);
+        // Per-task numbers continue from the task's last event; the counter lock held since
+        // the `UPDATE` above makes reading that last number race-free.
+        let mut task_seqs: HashMap<&str, i64> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             let seq = last - n + 1 + i64::try_from(i).unwrap_or(0);
+            let task_seq = match e.task_id.as_deref() {
+                None => None,
+                Some(task) => {
+                    let next = match task_seqs.get(task) {
+                        Some(n) => n + 1,
+                        None => {
+                            let max: Option<i64> =
+                                sqlx::query("SELECT MAX(task_seq) AS n FROM events WHERE task_id = $1")
+                                    .bind(task)
+                                    .fetch_one(&mut *self.tx)
+                                    .await
+                                    .map_err(err)?
+                                    .try_get("n")
+                                    .map_err(err)?;
+                            max.unwrap_or(0) + 1
+                        }
+                    };
+                    task_seqs.insert(task, next);
+                    Some(next)
+                }
+            };
             sqlx::query(
-                "INSERT INTO events (seq, id, type, actor_id, task_id, payload, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO events (seq, task_seq, id, type, actor_id, task_id, payload, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(seq)
+            .bind(task_seq)
             .bind(e.id.as_str())
             .bind(&e.event_type)
             .bind(e.actor_id.as_ref().map(AccountId::as_str))

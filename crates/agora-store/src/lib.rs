@@ -10,14 +10,20 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod money;
+pub mod work;
 
 use agora_core::{
-    AccountId, ApiKeyId, EventId, HoldId, LedgerTxId, SessionId, Timestamp,
+    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, ServiceId, SessionId, TaskId,
+    Timestamp,
     account::{Account, AccountKind, Email, Profile, Role},
     ledger::{Bucket, Plan, TxKind},
     money::Currency,
+    task::{TaskError, TaskKind, TaskStatus},
+    work::{Delivery, ProgressReport},
 };
 use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::broadcast;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -56,6 +62,12 @@ pub enum Refusal {
     QuotaExhausted,
     /// The amount cannot be planned (zero, negative or out of range).
     InvalidAmount(String),
+    /// The task's state machine refused the command.
+    Task(TaskError),
+    /// A bounty's claim can be released only once its delivery time has run out.
+    ClaimNotOverdue,
+    /// Input that only the task can judge (a delivery against the task's output schema).
+    Invalid(agora_core::Invalid),
 }
 
 /// What a ledger transaction is about: a task, a bid, a payment… (`kind`, `id`).
@@ -205,12 +217,179 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub seq: i64,
+    /// Its place in its task's timeline (1, 2, 3…), for events about a task.
+    pub task_seq: Option<i64>,
     pub id: EventId,
     pub event_type: String,
     pub actor_id: Option<AccountId>,
     pub task_id: Option<String>,
     pub payload: serde_json::Value,
     pub created_at: Timestamp,
+}
+
+/// A task of any kind (SPEC §4) as stored. Its status changes only through
+/// `agora_core::task::apply`, applied by [`work`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    pub requester_id: AccountId,
+    pub assignee_id: Option<AccountId>,
+    pub title: String,
+    pub description: String,
+    pub input: Value,
+    pub output: Option<Delivery>,
+    /// Kind-specific terms: schemas, bounty penalty and hours, the service at run time, the
+    /// failure log.
+    pub details: Value,
+    pub progress: Option<ProgressReport>,
+    pub price: Option<i64>,
+    pub currency: Option<Currency>,
+    pub hold_id: Option<HoldId>,
+    pub chat_id: Option<ChatId>,
+    pub service_id: Option<ServiceId>,
+    /// An `in_progress` task of a leased kind goes back to the system at this time.
+    pub lease_expires_at: Option<Timestamp>,
+    /// A claimed bounty's delivery deadline.
+    pub deadline_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    /// A `delivered` task is accepted by the system at this time.
+    pub auto_accept_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Filters of a task list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Tasks this account requested.
+    pub requester: Option<AccountId>,
+    /// Tasks assigned to this account.
+    pub assignee: Option<AccountId>,
+    /// Either of the two (when both are set, a task matching one is enough).
+    pub either: bool,
+    pub statuses: Vec<TaskStatus>,
+    pub kind: Option<TaskKind>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskMessage {
+    pub id: MessageId,
+    pub task_id: TaskId,
+    pub author_id: AccountId,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// One message of a chat conversation, as an LLM would read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub id: ChatId,
+    pub requester_id: AccountId,
+    pub agent_id: AccountId,
+    pub messages: Vec<ChatMessage>,
+    /// The turn waiting for the agent's reply; a chat has at most one at a time.
+    pub open_task_id: Option<TaskId>,
+    pub turns: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub id: ServiceId,
+    /// The agent that runs it.
+    pub agent_id: AccountId,
+    pub terms: agora_core::work::ServiceTerms,
+    pub currency: Currency,
+    pub published: bool,
+    pub paid_count: i64,
+    pub favorite_count: i64,
+    pub total_revenue: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceSort {
+    #[default]
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    MostPaid,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServiceQuery {
+    /// Case-insensitive substring of the name or descriptions.
+    pub text: Option<String>,
+    /// Only services whose agent was seen at or after this time (and is not signed off).
+    pub online_since: Option<Timestamp>,
+    /// Only this agent's services, published or not.
+    pub agent: Option<AccountId>,
+    pub sort: ServiceSort,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Background work that falls due by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// An `in_progress` task whose lease ran out.
+    LeaseExpired,
+    /// A `delivered` task whose auto-accept time came.
+    AutoAccept,
+}
+
+/// What an agent counter records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    NoResponse,
+}
+
+/// A reason for a waiting inbox to look again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wakeup {
+    /// Work was queued for this agent (committed).
+    Agent(AccountId),
+    /// Wake-ups may have been lost (a listener reconnected): everyone looks again.
+    All,
+}
+
+/// Where committed wake-ups are published to this process. On SQLite a transaction sends
+/// its wake-ups here after it commits; on PostgreSQL it sends `NOTIFY` inside the
+/// transaction (delivered at commit, to every replica) and a listener forwards them here.
+#[derive(Debug, Clone)]
+pub struct WakeHub(broadcast::Sender<Wakeup>);
+
+impl Default for WakeHub {
+    fn default() -> Self {
+        // Large enough for bursts; a receiver that still lags sees `Lagged` and wakes all.
+        Self(broadcast::channel(4096).0)
+    }
+}
+
+impl WakeHub {
+    pub fn publish(&self, w: Wakeup) {
+        // No receivers (a CLI process) is fine: nobody is waiting.
+        let _ = self.0.send(w);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        self.0.subscribe()
+    }
 }
 
 /// Everything an account is created with.
@@ -338,6 +517,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 
     async fn account(&self, id: &AccountId) -> Result<Option<Account>>;
+    /// The accounts with these ids that exist, in one query.
+    async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>>;
     /// The account with this email, and its password hash.
     async fn account_login(&self, email: &Email) -> Result<Option<(Account, Option<String>)>>;
     async fn has_admin(&self) -> Result<bool>;
@@ -376,6 +557,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` events after position `after`, in log order.
     async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<Event>>;
+
+    /// Committed wake-ups for waiting inboxes, from this and (on PostgreSQL) every replica.
+    fn wakeups(&self) -> broadcast::Receiver<Wakeup>;
+
+    async fn task(&self, id: &TaskId) -> Result<Option<Task>>;
+    async fn tasks(&self, query: &TaskQuery) -> Result<Page<Task>>;
+    /// The task's events in log order: its timeline.
+    async fn task_events(&self, id: &TaskId) -> Result<Vec<Event>>;
+    async fn task_messages(&self, id: &TaskId) -> Result<Vec<TaskMessage>>;
+    /// How many tasks each of these accounts holds `in_progress` (accounts with none are
+    /// left out).
+    async fn in_progress_counts(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>>;
+    /// Agents that have queued work waiting in their inbox (the slow safety net behind
+    /// wake-ups).
+    async fn agents_with_queued_work(&self, limit: u64) -> Result<Vec<AccountId>>;
+
+    async fn chat(&self, id: &ChatId) -> Result<Option<Chat>>;
+    async fn service(&self, id: &ServiceId) -> Result<Option<Service>>;
+    async fn services(&self, query: &ServiceQuery) -> Result<Page<Service>>;
+    async fn is_favorite(&self, service: &ServiceId, account: &AccountId) -> Result<bool>;
 }
 
 /// One write transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -474,4 +675,46 @@ pub trait Tx: Send {
     /// every other write, and numbered then: the counter row they take is locked until
     /// commit, so positions follow commit order and are gap-free.
     async fn append_event(&mut self, event: &NewEvent) -> Result<()>;
+
+    /// Wakes `agent`'s waiting inbox once this transaction commits (never before, never if
+    /// it rolls back).
+    fn wake(&mut self, agent: &AccountId);
+
+    /// Records that the agent was seen (heartbeat, inbox wait) or signed itself off.
+    async fn touch_presence(&mut self, agent: &AccountId, now: Timestamp, offline: bool) -> Result<()>;
+    /// Adds one to the agent's completed, failed or no-response counter.
+    async fn count_outcome(&mut self, agent: &AccountId, outcome: Outcome) -> Result<()>;
+
+    async fn insert_task(&mut self, task: &Task) -> Result<()>;
+    /// The task, locked against concurrent writers until this transaction ends.
+    async fn task_for_update(&mut self, id: &TaskId) -> Result<Option<Task>>;
+    /// Writes back every mutable field of a task read with `task_for_update`.
+    async fn update_task(&mut self, task: &Task) -> Result<()>;
+    /// The oldest `queued` task assigned to `agent`, locked; on PostgreSQL rows another
+    /// transaction holds are skipped (`SKIP LOCKED`), so concurrent claims never wait on
+    /// or take the same task.
+    async fn next_queued(&mut self, agent: &AccountId) -> Result<Option<Task>>;
+    async fn in_progress_count(&mut self, agent: &AccountId) -> Result<i64>;
+    /// One task that has fallen `due` at `now`, locked, skipping ones other replicas hold.
+    async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>>;
+    async fn insert_task_message(&mut self, message: &TaskMessage) -> Result<()>;
+
+    async fn insert_chat(&mut self, chat: &Chat) -> Result<()>;
+    async fn chat_for_update(&mut self, id: &ChatId) -> Result<Option<Chat>>;
+    async fn update_chat(&mut self, chat: &Chat) -> Result<()>;
+
+    async fn insert_service(&mut self, service: &Service) -> Result<()>;
+    async fn service_for_update(&mut self, id: &ServiceId) -> Result<Option<Service>>;
+    /// Writes back terms, publication and `updated_at`.
+    async fn update_service(&mut self, service: &Service) -> Result<()>;
+    /// Counts one paid run of `amount` (the gross price) for the service.
+    async fn service_paid(&mut self, id: &ServiceId, amount: i64) -> Result<()>;
+    /// Marks or unmarks a favourite; `true` if that changed anything.
+    async fn set_favorite(
+        &mut self,
+        service: &ServiceId,
+        account: &AccountId,
+        on: bool,
+        now: Timestamp,
+    ) -> Result<bool>;
 }

@@ -117,6 +117,16 @@ struct Settings {
     /// Free AI-team briefs per account per month [default: 10].
     #[arg(long, env = "AGORA_QUOTA_MONTHLY_FREE", global = true)]
     quota_monthly_free: Option<u32>,
+    /// How long an agent holds a claimed task without progress, in seconds [default: 300].
+    #[arg(long, env = "AGORA_LEASE_SECONDS", global = true)]
+    lease_seconds: Option<u64>,
+    /// Delivered work is accepted automatically after this many hours [default: 72].
+    #[arg(long, env = "AGORA_AUTO_ACCEPT_HOURS", global = true)]
+    auto_accept_hours: Option<f64>,
+    /// How often background workers look for expired leases and due auto-accepts, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "AGORA_WORKER_INTERVAL_MS", global = true)]
+    worker_interval_ms: Option<u64>,
 }
 
 impl Settings {
@@ -164,6 +174,15 @@ impl Settings {
         }
         if let Some(v) = self.quota_monthly_free {
             cfg.quota_monthly_free = v;
+        }
+        if let Some(v) = self.lease_seconds {
+            cfg.lease_seconds = v;
+        }
+        if let Some(v) = self.auto_accept_hours {
+            cfg.auto_accept_hours = v;
+        }
+        if let Some(v) = self.worker_interval_ms {
+            cfg.worker_interval_ms = v;
         }
         cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(cfg)

@@ -112,7 +112,14 @@ async fn list_agents(
         limit: params.limit,
     };
     let found = state.store.agents(&query).await?;
-    let items: Vec<_> = found.items.iter().map(|a| views::account(a, Viewer::Public, now)).collect();
+    let ids: Vec<AccountId> = found.items.iter().map(|a| a.id.clone()).collect();
+    let loads = state.store.in_progress_counts(&ids).await?;
+    let load = |id: &AccountId| loads.iter().find(|(a, _)| a == id).map_or(0, |(_, n)| *n);
+    let items: Vec<_> = found
+        .items
+        .iter()
+        .map(|a| views::account_with_load(a, Viewer::Public, now, Some(load(&a.id))))
+        .collect();
     page(&items, params, found.total)
 }
 
@@ -131,5 +138,7 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
         .await?
         .filter(|a| a.kind == AccountKind::Agent && !a.is_banned())
         .ok_or_else(|| ApiError::not_found("agent"))?;
-    ok(&views::account(&agent, Viewer::Public, Timestamp::now()))
+    let load = state.store.in_progress_counts(std::slice::from_ref(&agent.id)).await?;
+    let in_progress = load.first().map_or(0, |(_, n)| *n);
+    ok(&views::account_with_load(&agent, Viewer::Public, Timestamp::now(), Some(in_progress)))
 }

@@ -1,10 +1,15 @@
 //! The native API (`/api/v1`): one module per area, each with its own routes.
 
 mod admin;
+mod agent;
 mod agents;
 mod auth;
+mod bounties;
+mod chats;
 mod me;
 pub mod ops;
+mod services;
+mod tasks;
 pub mod views;
 mod wallet;
 
@@ -20,6 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(admin::router())
         .merge(wallet::router())
+        .merge(agent::router())
+        .merge(tasks::router())
+        .merge(chats::router())
+        .merge(services::router())
+        .merge(bounties::router())
 }
 
 /// Parses a path id; a malformed id names nothing, so it is a 404 like a missing one.

@@ -14,7 +14,17 @@ pub enum Viewer {
     Private,
 }
 
+/// An account as shown; `in_progress` (tasks it holds) gives an agent its derived status.
 pub fn account(a: &Account, viewer: Viewer, now: Timestamp) -> t::Account {
+    account_with_load(a, viewer, now, None)
+}
+
+pub fn account_with_load(
+    a: &Account,
+    viewer: Viewer,
+    now: Timestamp,
+    in_progress: Option<i64>,
+) -> t::Account {
     let private = viewer == Viewer::Private;
     let p = &a.profile;
     t::Account {
@@ -57,6 +67,8 @@ pub fn account(a: &Account, viewer: Viewer, now: Timestamp) -> t::Account {
             success_rate: a.counters.success_rate(),
         },
         online: a.is_online(now),
+        status: (a.kind == agora_core::account::AccountKind::Agent)
+            .then(|| a.presence(now, in_progress.unwrap_or(0)).as_str().to_owned()),
         last_seen_at: a.last_seen_at.map(Timestamp::to_rfc3339),
         created_at: a.created_at.to_rfc3339(),
         email: a.email.as_ref().filter(|_| private).map(|e| e.as_str().to_owned()),
@@ -134,5 +146,127 @@ pub fn quota(q: &agora_store::QuotaState) -> t::Quota {
         bonus: q.bonus,
         purchased: q.purchased,
         remaining: q.remaining(),
+    }
+}
+
+fn ts(t: Option<Timestamp>) -> Option<String> {
+    t.map(Timestamp::to_rfc3339)
+}
+
+fn delivery(d: &agora_core::work::Delivery) -> t::Delivery {
+    t::Delivery {
+        text: d.text.clone(),
+        output: d.output.clone(),
+        ui_blocks: d
+            .ui_blocks
+            .iter()
+            .map(|b| t::UiBlock {
+                kind: match b.kind {
+                    agora_core::work::UiBlockKind::Markdown => "markdown",
+                    agora_core::work::UiBlockKind::File => "file",
+                    agora_core::work::UiBlockKind::Link => "link",
+                }
+                .to_owned(),
+                content: b.content.clone(),
+                label: b.label.clone(),
+            })
+            .collect(),
+        files: d.files.iter().map(|f| t::FileLink { url: f.url.clone(), name: f.name.clone() }).collect(),
+    }
+}
+
+/// A task as its requester and assignee see it; `messages` and `timeline` when asked for.
+pub fn task(
+    task: &agora_store::Task,
+    messages: Option<&[agora_store::TaskMessage]>,
+    events: Option<&[agora_store::Event]>,
+) -> t::Task {
+    let output = task.output.as_ref().map(delivery);
+    t::Task {
+        id: task.id.to_string(),
+        kind: task.kind.as_str().to_owned(),
+        status: task.status.as_str().to_owned(),
+        requester_id: task.requester_id.to_string(),
+        assignee_id: task.assignee_id.as_ref().map(ToString::to_string),
+        title: task.title.clone(),
+        description: task.description.clone(),
+        input: task.input.clone(),
+        reply: output
+            .as_ref()
+            .and_then(|o| o.text.clone())
+            .filter(|_| task.kind == agora_core::task::TaskKind::Chat),
+        output,
+        details: task.details.clone(),
+        progress: task.progress.as_ref().map(|p| t::Progress {
+            percent: p.percent,
+            eta_seconds: p.eta_seconds,
+            current_step: p.current_step.clone(),
+        }),
+        price: task
+            .price
+            .zip(task.currency.as_ref())
+            .map(|(amount, c)| t::Price { amount, currency: c.to_string() }),
+        hold_id: task.hold_id.as_ref().map(ToString::to_string),
+        chat_id: task.chat_id.as_ref().map(ToString::to_string),
+        service_id: task.service_id.as_ref().map(ToString::to_string),
+        lease_expires_at: ts(task.lease_expires_at),
+        deadline_at: ts(task.deadline_at),
+        delivered_at: ts(task.delivered_at),
+        auto_accept_at: ts(task.auto_accept_at),
+        created_at: task.created_at.to_rfc3339(),
+        updated_at: task.updated_at.to_rfc3339(),
+        messages: messages.map(|ms| {
+            ms.iter()
+                .map(|m| t::TaskMessage {
+                    id: m.id.to_string(),
+                    author_id: m.author_id.to_string(),
+                    body: m.body.clone(),
+                    created_at: m.created_at.to_rfc3339(),
+                })
+                .collect()
+        }),
+        timeline: events.map(|es| {
+            es.iter()
+                .map(|e| t::TimelineEntry {
+                    seq: e.seq,
+                    task_seq: e.task_seq.unwrap_or(0),
+                    event_id: e.id.to_string(),
+                    event_type: e.event_type.clone(),
+                    actor_id: e.actor_id.as_ref().map(ToString::to_string),
+                    created_at: e.created_at.to_rfc3339(),
+                    data: e.payload.clone(),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// A service with its agent's presence, and whether the caller favours it (if known).
+pub fn service(
+    s: &agora_store::Service,
+    agent: Option<&Account>,
+    favorite: Option<bool>,
+    now: Timestamp,
+) -> t::Service {
+    t::Service {
+        id: s.id.to_string(),
+        agent_id: s.agent_id.to_string(),
+        agent_name: agent.map(|a| a.name.clone()),
+        name: s.terms.name.clone(),
+        version: s.terms.version.clone(),
+        short_description: s.terms.short_description.clone(),
+        description: s.terms.description.clone(),
+        price: s.terms.price,
+        currency: s.currency.to_string(),
+        input_schema: s.terms.input_schema.clone(),
+        output_schema: s.terms.output_schema.clone(),
+        published: s.published,
+        status: if agent.is_some_and(|a| a.is_online(now)) { "online" } else { "offline" }.to_owned(),
+        paid_count: s.paid_count,
+        favorite_count: s.favorite_count,
+        total_revenue: s.total_revenue,
+        favorite,
+        created_at: s.created_at.to_rfc3339(),
+        updated_at: s.updated_at.to_rfc3339(),
     }
 }

@@ -1,0 +1,55 @@
+//! Background work that falls due by time (SPEC §3, §4): leases that ran out and
+//! deliveries waiting past the auto-accept delay. Every replica runs this loop; each due task
+//! is taken with `FOR UPDATE SKIP LOCKED` (PostgreSQL) in its own transaction, so replicas
+//! share the work, none does a task twice, and one that dies mid-way leaves its task to be
+//! taken again.
+
+use std::{sync::Arc, time::Duration};
+
+use agora_core::Timestamp;
+use agora_store::{Due, work};
+
+use crate::AppState;
+
+/// Runs until shutdown, every `worker_interval_ms`.
+pub async fn run(state: AppState) {
+    let mut shutdown = state.dispatcher.shutdown_signal();
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for due in [Due::LeaseExpired, Due::AutoAccept] {
+                    if let Err(e) = drain(&state, due).await {
+                        tracing::warn!(error = %e, ?due, "background worker failed; retrying next tick");
+                    }
+                }
+            }
+            () = crate::dispatch::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Applies the system's command to every task that is due now, one transaction each.
+/// Returns how many it handled.
+pub async fn drain(state: &AppState, due: Due) -> agora_store::Result<usize> {
+    let settings = state.config.engine();
+    let mut handled = 0;
+    loop {
+        let mut tx = state.store.begin().await?;
+        let Some(done) = work::run_due(tx.as_mut(), due, &settings, Timestamp::now()).await? else {
+            return Ok(handled);
+        };
+        tx.commit().await?;
+        handled += 1;
+        tracing::info!(task_id = %done.task.id, status = done.task.status.as_str(), ?due, "due task handled");
+    }
+}
+
+/// Starts the dispatcher and the workers; they stop when the dispatcher shuts down.
+pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(Arc::clone(&state.dispatcher).run(state.store.clone())),
+        tokio::spawn(run(state.clone())),
+    ]
+}

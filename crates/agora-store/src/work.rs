@@ -1,0 +1,461 @@
+//! The work engine (SPEC §1 principles 1–3, §3, §4): creating tasks, claiming them from an
+//! inbox, and applying every command to them — written once over the [`Tx`] interface, so
+//! that HTTP handlers, dialects, MCP and background workers all run the same rules.
+//!
+//! Each operation, in the caller's transaction:
+//! 1. locks the task (`task_for_update`);
+//! 2. asks the state machine (`agora_core::task::apply`) whether the command is legal and
+//!    what the task becomes — nothing here sets a status by itself;
+//! 3. applies the kind's effects: leases, deadlines, the delivery, and money through
+//!    [`crate::money`] (hold at creation, release on completion, refund on failure);
+//! 4. appends the transition's events (with the task's audience: requester and assignee)
+//!    and wakes the assignee's inbox when work is queued for it.
+//!
+//! Commit the transaction to make all of it happen, or drop it to undo all of it.
+
+use agora_core::{
+    AccountId, EventId, MessageId, Timestamp,
+    ledger::TxKind,
+    task::{self, Actor, Command, EventType, TaskKind, TaskSnapshot, TaskStatus},
+    work::{Delivery, ProgressReport, bounty_payout},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    ChatMessage, Due, NewEvent, Outcome, Reference, Refusal, Result, StoreError, Task, TaskMessage, Tx,
+    money::{self, Why},
+};
+
+/// The operator's settings the engine needs (SPEC §11).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long a claim or progress report holds a leased task.
+    pub lease_ms: i64,
+    /// How long a delivery waits for the requester before the system accepts it.
+    pub auto_accept_ms: i64,
+    pub fee_bps: u32,
+}
+
+/// Who issues a command: an account, or the system (workers).
+#[derive(Debug, Clone, Copy)]
+pub enum Who<'a> {
+    Account(&'a AccountId),
+    System,
+}
+
+impl Who<'_> {
+    fn actor_of(&self, task: &Task) -> Actor {
+        match self {
+            Who::System => Actor::System,
+            Who::Account(id) if **id == task.requester_id => Actor::Requester,
+            Who::Account(id) if task.assignee_id.as_ref() == Some(*id) => Actor::Assignee,
+            Who::Account(_) => Actor::OtherAccount,
+        }
+    }
+
+    fn account(&self) -> Option<AccountId> {
+        match self {
+            Who::Account(id) => Some((*id).clone()),
+            Who::System => None,
+        }
+    }
+}
+
+/// A command with what it carries.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// Take a queued task (its assignee) or an open bounty (anyone but its poster).
+    Claim,
+    Progress(ProgressReport),
+    Deliver(Delivery),
+    /// The assignee gives up, with an error log.
+    Fail(String),
+    Accept,
+    /// Send a delivery back, with optional feedback (kept as a task message).
+    RequestRevision(Option<String>),
+    Cancel,
+    /// A bounty's poster takes back an overdue claim; the bounty reopens.
+    ReleaseClaim,
+    LeaseExpired,
+}
+
+impl Act {
+    fn command(&self) -> Command {
+        match self {
+            Act::Claim => Command::Claim,
+            Act::Progress(_) => Command::Progress,
+            Act::Deliver(_) => Command::Deliver,
+            Act::Fail(_) => Command::Fail,
+            Act::Accept => Command::Accept,
+            Act::RequestRevision(_) => Command::RequestRevision,
+            Act::Cancel => Command::Cancel,
+            Act::ReleaseClaim => Command::ReleaseClaim,
+            Act::LeaseExpired => Command::LeaseExpired,
+        }
+    }
+}
+
+/// Money a command moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Paid out of escrow to the assignee, before the fee.
+    pub released: i64,
+    pub fee: i64,
+    /// What the assignee received (`released - fee`).
+    pub net: i64,
+    /// Returned to the requester (refund, or a late bounty's penalty).
+    pub refunded: i64,
+}
+
+/// A task after a command, and the money it moved.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub task: Task,
+    pub moved: Moved,
+}
+
+/// Kinds whose `in_progress` time is bounded by a lease (SPEC §3); the others run on
+/// deadlines.
+pub fn is_leased(kind: TaskKind) -> bool {
+    matches!(kind, TaskKind::Chat | TaskKind::Service | TaskKind::Step)
+}
+
+fn refused(e: Refusal) -> StoreError {
+    StoreError::Refused(e)
+}
+
+/// Creates `task` (its status and events come from the state machine's creation rule),
+/// holding `task.price` from the requester first when it has one (`INSUFFICIENT_FUNDS`
+/// otherwise). Queued work wakes its assignee's inbox at commit.
+pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<Task> {
+    task.status = task::create_status(task.kind);
+    task.created_at = now;
+    task.updated_at = now;
+    if let (Some(price), Some(currency)) = (task.price.filter(|p| *p > 0), task.currency.clone()) {
+        let why = Why {
+            actor_id: Some(task.requester_id.clone()),
+            reference: Some(Reference::new("task", task.id.as_str())),
+            reason: None,
+        };
+        let hold = money::hold(tx, &task.requester_id, &currency, price, &why, now).await?;
+        task.hold_id = Some(hold.id);
+    }
+    tx.insert_task(&task).await?;
+    for event in task::create_events(task.kind) {
+        append(tx, &task, event, Some(&task.requester_id), json!({}), now).await?;
+    }
+    if task.status == TaskStatus::Queued
+        && let Some(agent) = &task.assignee_id
+    {
+        tx.wake(agent);
+    }
+    Ok(task)
+}
+
+/// Claims the oldest task waiting in `agent`'s inbox, if it holds fewer tasks than it works
+/// on at once (`max_concurrent`). Also records that the agent was seen.
+pub async fn claim_next(
+    tx: &mut dyn Tx,
+    agent: &AccountId,
+    max_concurrent: u32,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Option<Task>> {
+    // Written first: on PostgreSQL it locks the agent's row, so one agent's concurrent
+    // polls count and claim one after the other and cannot exceed its limit together.
+    tx.touch_presence(agent, now, false).await?;
+    if tx.in_progress_count(agent).await? >= i64::from(max_concurrent) {
+        return Ok(None);
+    }
+    let Some(task) = tx.next_queued(agent).await? else { return Ok(None) };
+    let done = apply(tx, task, Who::Account(agent), Act::Claim, settings, now).await?;
+    Ok(Some(done.task))
+}
+
+/// Applies `act` by `who` to the task `id`. `NotFound` when there is no such task;
+/// `Refusal::Task` with the state machine's reason when the command is not legal.
+pub async fn act(
+    tx: &mut dyn Tx,
+    id: &agora_core::TaskId,
+    who: Who<'_>,
+    act: Act,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Done> {
+    let task = tx.task_for_update(id).await?.ok_or(StoreError::NotFound)?;
+    apply(tx, task, who, act, settings, now).await
+}
+
+/// Takes one task that fell due and applies the system's command to it: a lease that ran
+/// out, or an auto-accept. `None` when nothing is due (or other replicas hold it all).
+pub async fn run_due(tx: &mut dyn Tx, due: Due, settings: &Settings, now: Timestamp) -> Result<Option<Done>> {
+    let Some(task) = tx.due_task(due, now).await? else { return Ok(None) };
+    let act = match due {
+        Due::LeaseExpired => Act::LeaseExpired,
+        Due::AutoAccept => Act::Accept,
+    };
+    apply(tx, task, Who::System, act, settings, now).await.map(Some)
+}
+
+/// Adds a message to a task from its requester or assignee (`message.received`).
+pub async fn message(
+    tx: &mut dyn Tx,
+    id: &agora_core::TaskId,
+    author: &AccountId,
+    body: String,
+    now: Timestamp,
+) -> Result<TaskMessage> {
+    let task = tx.task_for_update(id).await?.ok_or(StoreError::NotFound)?;
+    let snapshot = TaskSnapshot { kind: task.kind, status: task.status };
+    let t = task::apply(&snapshot, Who::Account(author).actor_of(&task), Command::Message)
+        .map_err(|e| refused(Refusal::Task(e)))?;
+    let msg = TaskMessage {
+        id: MessageId::generate(),
+        task_id: task.id.clone(),
+        author_id: author.clone(),
+        body,
+        created_at: now,
+    };
+    tx.insert_task_message(&msg).await?;
+    for event in t.events {
+        append(tx, &task, event, Some(author), json!({ "message_id": msg.id }), now).await?;
+    }
+    Ok(msg)
+}
+
+/// The one place a command changes a task: see the module docs.
+async fn apply(
+    tx: &mut dyn Tx,
+    mut task: Task,
+    who: Who<'_>,
+    act: Act,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<Done> {
+    let snapshot = TaskSnapshot { kind: task.kind, status: task.status };
+    let command = act.command();
+    let t = task::apply(&snapshot, who.actor_of(&task), command).map_err(|e| refused(Refusal::Task(e)))?;
+    task.status = t.status;
+    task.updated_at = now;
+    if t.sets_assignee {
+        task.assignee_id = who.account();
+    }
+    let mut moved = Moved::default();
+    let mut extra = json!({});
+    let lease = now.plus_millis(s.lease_ms);
+    match act {
+        Act::Claim => {
+            if is_leased(task.kind) {
+                task.lease_expires_at = Some(lease);
+            } else if task.kind == TaskKind::Bounty {
+                let hours = task.details["max_delivery_hours"].as_i64().unwrap_or(24);
+                task.deadline_at = Some(now.plus_seconds(hours.saturating_mul(3600)));
+            }
+        }
+        Act::Progress(report) => {
+            extra = json!({ "percent": report.percent, "eta_seconds": report.eta_seconds,
+                "current_step": report.current_step });
+            task.progress = Some(report);
+            if is_leased(task.kind) {
+                task.lease_expires_at = Some(lease);
+            }
+        }
+        Act::Deliver(delivery) => {
+            check_delivery(&task, &delivery)?;
+            task.lease_expires_at = None;
+            task.delivered_at = Some(now);
+            if task.kind == TaskKind::Chat {
+                let reply = ChatMessage {
+                    role: "assistant".into(),
+                    content: delivery.text.clone().unwrap_or_default(),
+                };
+                close_turn(tx, &task, Some(reply), now).await?;
+            } else {
+                task.auto_accept_at = Some(now.plus_millis(s.auto_accept_ms));
+            }
+            task.output = Some(delivery);
+        }
+        Act::Fail(log) => {
+            task.lease_expires_at = None;
+            task.details["error"] = Value::String(log.clone());
+            extra = json!({ "error": log });
+        }
+        Act::Accept => {
+            task.auto_accept_at = None;
+            extra = json!({ "auto": matches!(who, Who::System) });
+        }
+        Act::RequestRevision(feedback) => {
+            task.auto_accept_at = None;
+            task.delivered_at = None;
+            if is_leased(task.kind) {
+                task.lease_expires_at = Some(lease);
+            }
+            if let Some(body) = feedback {
+                let msg = TaskMessage {
+                    id: MessageId::generate(),
+                    task_id: task.id.clone(),
+                    author_id: task.requester_id.clone(),
+                    body: body.clone(),
+                    created_at: now,
+                };
+                tx.insert_task_message(&msg).await?;
+                extra = json!({ "feedback": body, "message_id": msg.id });
+            }
+        }
+        Act::Cancel => {}
+        Act::ReleaseClaim => {
+            if task.deadline_at.is_none_or(|d| d > now) {
+                return Err(refused(Refusal::ClaimNotOverdue));
+            }
+            task.deadline_at = None;
+            task.progress = None;
+            task.output = None;
+            extra = json!({ "released_assignee_id": task.assignee_id });
+        }
+        Act::LeaseExpired => {
+            task.lease_expires_at = None;
+            if t.status == TaskStatus::Queued
+                && let Some(agent) = &task.assignee_id
+            {
+                tx.wake(agent);
+            }
+        }
+    }
+    // Money and counters follow where the task ended up.
+    let why = Why {
+        actor_id: who.account(),
+        reference: Some(Reference::new("task", task.id.as_str())),
+        reason: None,
+    };
+    match t.status {
+        TaskStatus::Completed => {
+            moved = pay_out(tx, &task, s, &why, now).await?;
+            if let Some(agent) = &task.assignee_id {
+                tx.count_outcome(agent, Outcome::Completed).await?;
+            }
+            if let Some(service) = &task.service_id {
+                tx.service_paid(service, moved.released).await?;
+            }
+        }
+        TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Expired => {
+            moved.refunded = refund_rest(tx, &task, &why, now).await?;
+            if task.kind == TaskKind::Chat {
+                close_turn(tx, &task, None, now).await?;
+            }
+            if t.status == TaskStatus::Failed
+                && let Some(agent) = &task.assignee_id
+            {
+                let outcome =
+                    if command == Command::LeaseExpired { Outcome::NoResponse } else { Outcome::Failed };
+                tx.count_outcome(agent, outcome).await?;
+            }
+        }
+        _ => {}
+    }
+    if t.clears_assignee {
+        task.assignee_id = None;
+    }
+    tx.update_task(&task).await?;
+    for event in t.events {
+        append(tx, &task, event, who.account().as_ref(), extra.clone(), now).await?;
+    }
+    Ok(Done { task, moved })
+}
+
+/// Ends a chat turn: the chat may take its next message; a reply joins the conversation.
+async fn close_turn(tx: &mut dyn Tx, task: &Task, reply: Option<ChatMessage>, now: Timestamp) -> Result<()> {
+    let Some(chat_id) = &task.chat_id else { return Ok(()) };
+    let Some(mut chat) = tx.chat_for_update(chat_id).await? else { return Ok(()) };
+    if chat.open_task_id.as_ref() == Some(&task.id) {
+        chat.open_task_id = None;
+    }
+    chat.messages.extend(reply);
+    chat.updated_at = now;
+    tx.update_chat(&chat).await
+}
+
+/// Checks a delivery against what the task asks for: a chat reply needs text; a task with
+/// an output schema needs output that satisfies it (`Refusal::Invalid` with pointers).
+fn check_delivery(task: &Task, d: &Delivery) -> Result<()> {
+    if task.kind == TaskKind::Chat && d.text.is_none() {
+        return Err(refused(Refusal::Invalid(agora_core::Invalid::field("text", "a chat reply needs text"))));
+    }
+    let schema = &task.details["output_schema"];
+    let unconstrained = schema.is_null() || schema.as_object().is_some_and(|o| o.is_empty());
+    if !unconstrained {
+        let output = d.output.clone().unwrap_or(Value::Null);
+        agora_core::schema::check(schema, &output, "output").map_err(|e| refused(Refusal::Invalid(e)))?;
+    }
+    Ok(())
+}
+
+/// Pays what is left in the task's escrow to its assignee (minus the fee). A bounty
+/// delivered after its deadline first returns its penalty to the poster.
+async fn pay_out(tx: &mut dyn Tx, task: &Task, s: &Settings, why: &Why, now: Timestamp) -> Result<Moved> {
+    let (Some(hold_id), Some(worker)) = (&task.hold_id, &task.assignee_id) else {
+        return Ok(Moved::default());
+    };
+    let remaining = tx.hold_remaining_for_update(hold_id).await?;
+    if remaining <= 0 {
+        return Ok(Moved::default());
+    }
+    let mut moved = Moved::default();
+    let mut pay = remaining;
+    if task.kind == TaskKind::Bounty {
+        let late = matches!((task.delivered_at, task.deadline_at), (Some(d), Some(dl)) if d > dl);
+        let penalty = task.details["penalty"].as_i64().unwrap_or(0).min(remaining);
+        let (gross, back) = bounty_payout(remaining, penalty, late);
+        if back > 0 {
+            money::refund(tx, hold_id, Some(back), TxKind::Penalty, why, now).await?;
+            moved.refunded = back;
+        }
+        pay = gross;
+    }
+    if pay > 0 {
+        let settled = money::release(tx, hold_id, worker, Some(pay), s.fee_bps, why, now).await?;
+        moved.released = settled.amount;
+        moved.fee = settled.split.fee;
+        moved.net = settled.split.net;
+    }
+    Ok(moved)
+}
+
+/// Returns whatever is left in the task's escrow to the requester.
+async fn refund_rest(tx: &mut dyn Tx, task: &Task, why: &Why, now: Timestamp) -> Result<i64> {
+    let Some(hold_id) = &task.hold_id else { return Ok(0) };
+    if tx.hold_remaining_for_update(hold_id).await? <= 0 {
+        return Ok(0);
+    }
+    let (_, amount) = money::refund(tx, hold_id, None, TxKind::Refund, why, now).await?;
+    Ok(amount)
+}
+
+/// Appends a task event, seen by the requester and the assignee.
+async fn append(
+    tx: &mut dyn Tx,
+    task: &Task,
+    event: EventType,
+    actor: Option<&AccountId>,
+    extra: Value,
+    now: Timestamp,
+) -> Result<()> {
+    let mut payload = json!({
+        "task_id": task.id, "kind": task.kind.as_str(), "status": task.status.as_str(),
+        "requester_id": task.requester_id, "assignee_id": task.assignee_id, "title": task.title,
+    });
+    if let (Some(p), Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        p.extend(extra);
+    }
+    let mut audience = vec![task.requester_id.clone()];
+    audience.extend(task.assignee_id.clone());
+    tx.append_event(&NewEvent {
+        id: EventId::generate(),
+        event_type: event.as_str().to_owned(),
+        actor_id: actor.cloned(),
+        task_id: Some(task.id.to_string()),
+        audience,
+        payload,
+        created_at: now,
+    })
+    .await
+}
