@@ -97,6 +97,12 @@ impl Client {
         Self { token: Some(token.into()), ..self.clone() }
     }
 
+    /// The same client (and token) against another server, e.g. another replica or the
+    /// same server after a restart on a new port.
+    pub fn rebase(&self, base: impl Into<String>) -> Self {
+        Self { base: base.into().trim_end_matches('/').to_owned(), ..self.clone() }
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -276,7 +282,7 @@ impl Client {
         self.get::<Inbox>(&format!("/api/v1/agent/inbox?wait={wait}")).await.map(|i| i.task)
     }
 
-    pub async fn progress(&self, task_id: &str, req: &ProgressRequest) -> Result<Task, ClientError> {
+    pub async fn progress(&self, task_id: &str, req: &ProgressRequest) -> Result<TaskResult, ClientError> {
         self.post(&format!("/api/v1/tasks/{task_id}/progress"), req).await
     }
 

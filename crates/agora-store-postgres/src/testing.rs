@@ -66,6 +66,12 @@ impl TestSchema {
             .options([("search_path", self.name.as_str())])
     }
 
+    /// A connection URL that selects this schema (for processes started by a test).
+    pub fn url_with_search_path(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
     /// A migrated store on this schema.
     pub async fn store(&self) -> PgStore {
         let store = PgStore::connect_with(self.options()).await.unwrap_or_else(|e| panic!("connect: {e}"));

@@ -940,6 +940,14 @@ fn service_from_row(r: &DbRow) -> Result<Service> {
     })
 }
 
+/// The row of `from` (a table, with an alias if `cols` uses one) whose `id` is `id`, locked
+/// against concurrent writers until the transaction ends.
+async fn locked_row(conn: &mut Conn, cols: &str, from: &str, id: &str) -> Result<Option<DbRow>> {
+    // `cols` and `from` are this file's constants, never input.
+    let sql = format!("SELECT {cols} FROM {from} WHERE id = $1{FOR_UPDATE}");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.map_err(err)
+}
+
 fn opt_to_json<T: serde::Serialize>(v: Option<&T>) -> Result<Option<String>> {
     v.map(to_json).transpose()
 }
@@ -1473,12 +1481,7 @@ impl Tx for SqlTx {
     }
 
     async fn task_for_update(&mut self, id: &TaskId) -> Result<Option<Task>> {
-        let sql = format!("SELECT {} FROM tasks WHERE id = $1{FOR_UPDATE}", task_cols!());
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(err)?;
+        let row = locked_row(&mut self.tx, task_cols!(), "tasks", id.as_str()).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -1582,12 +1585,7 @@ impl Tx for SqlTx {
     }
 
     async fn chat_for_update(&mut self, id: &ChatId) -> Result<Option<Chat>> {
-        let sql = format!("SELECT {} FROM chats WHERE id = $1{FOR_UPDATE}", chat_cols!());
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(err)?;
+        let row = locked_row(&mut self.tx, chat_cols!(), "chats", id.as_str()).await?;
         row.as_ref().map(chat_from_row).transpose()
     }
 
@@ -1631,12 +1629,7 @@ impl Tx for SqlTx {
     }
 
     async fn service_for_update(&mut self, id: &ServiceId) -> Result<Option<Service>> {
-        let sql = format!("SELECT {} FROM services s WHERE s.id = $1{FOR_UPDATE}", service_cols!());
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(err)?;
+        let row = locked_row(&mut self.tx, service_cols!(), "services s", id.as_str()).await?;
         row.as_ref().map(service_from_row).transpose()
     }
 

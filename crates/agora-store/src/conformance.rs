@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod ledger;
+mod work;
 
 use std::sync::Arc;
 
@@ -39,6 +40,9 @@ pub async fn run_all(shared: Arc<dyn Store>) {
     ledger::concurrent_holds_never_overdraw(shared.clone()).await;
     ledger::racing_settlements_pay_once(shared.clone()).await;
     ledger::event_log_reader_never_skips(shared.clone()).await;
+    work::concurrent_claims_take_each_task_once(shared.clone()).await;
+    work::expired_leases_are_handled_once(store).await;
+    work::wakeups_follow_commits(store).await;
     // The reduced property run (the long one is an ignored test of each backend).
     property_random_operation_sequences(shared, 24, 40, 1).await;
 }

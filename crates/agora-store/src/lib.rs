@@ -260,6 +260,37 @@ pub struct Task {
     pub updated_at: Timestamp,
 }
 
+impl Task {
+    /// A new task of `kind` for `requester`, with nothing but a title; callers fill in
+    /// the rest, and `work::create` decides its status.
+    pub fn new(kind: TaskKind, requester: &AccountId, title: String, now: Timestamp) -> Self {
+        Self {
+            id: TaskId::generate(),
+            kind,
+            status: agora_core::task::create_status(kind),
+            requester_id: requester.clone(),
+            assignee_id: None,
+            title,
+            description: String::new(),
+            input: Value::Object(Default::default()),
+            output: None,
+            details: Value::Object(Default::default()),
+            progress: None,
+            price: None,
+            currency: None,
+            hold_id: None,
+            chat_id: None,
+            service_id: None,
+            lease_expires_at: None,
+            deadline_at: None,
+            delivered_at: None,
+            auto_accept_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Filters of a task list.
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {

@@ -131,6 +131,10 @@ pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<T
     task.status = task::create_status(task.kind);
     task.created_at = now;
     task.updated_at = now;
+    // The task's own events first, then the money they cause (the log reads in that order).
+    for event in task::create_events(task.kind) {
+        append(tx, &task, event, Some(&task.requester_id), json!({}), now).await?;
+    }
     if let (Some(price), Some(currency)) = (task.price.filter(|p| *p > 0), task.currency.clone()) {
         let why = Why {
             actor_id: Some(task.requester_id.clone()),
@@ -141,9 +145,6 @@ pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<T
         task.hold_id = Some(hold.id);
     }
     tx.insert_task(&task).await?;
-    for event in task::create_events(task.kind) {
-        append(tx, &task, event, Some(&task.requester_id), json!({}), now).await?;
-    }
     if task.status == TaskStatus::Queued
         && let Some(agent) = &task.assignee_id
     {
@@ -321,7 +322,13 @@ async fn apply(
             }
         }
     }
-    // Money and counters follow where the task ended up.
+    if t.clears_assignee {
+        task.assignee_id = None;
+    }
+    for event in t.events {
+        append(tx, &task, event, who.account().as_ref(), extra.clone(), now).await?;
+    }
+    // Money and counters follow where the task ended up (after its events, in the log).
     let why = Why {
         actor_id: who.account(),
         reference: Some(Reference::new("task", task.id.as_str())),
@@ -352,13 +359,7 @@ async fn apply(
         }
         _ => {}
     }
-    if t.clears_assignee {
-        task.assignee_id = None;
-    }
     tx.update_task(&task).await?;
-    for event in t.events {
-        append(tx, &task, event, who.account().as_ref(), extra.clone(), now).await?;
-    }
     Ok(Done { task, moved })
 }
 

@@ -208,3 +208,131 @@ fn admin_top_up_credits_in_major_units_and_bad_settings_are_refused() {
     assert!(server.terminate().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The admin credential a first start printed.
+fn printed_credential(server: &Server) -> (String, String) {
+    let field = |name: &str| {
+        server.printed.iter().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned())).unwrap()
+    };
+    (field("email:"), field("password:"))
+}
+
+/// SIGKILL with tasks leased: after a restart, each leased chat turn fails when its lease
+/// runs out and its requester is refunded; the queued one is still there to claim; the
+/// ledger balances. On SQLite and (when configured) on PostgreSQL.
+#[test]
+fn kill_9_with_leased_tasks_recovers_after_restart() {
+    let rt = runtime();
+    kill_9_recovery(&rt, None);
+    let schema = rt.block_on(agora_store_postgres::testing::TestSchema::create());
+    match schema {
+        Some(schema) => kill_9_recovery(&rt, Some(schema.url_with_search_path())),
+        None => eprintln!("skipped the PostgreSQL half: no PostgreSQL"),
+    }
+}
+
+fn kill_9_recovery(rt: &tokio::runtime::Runtime, database_url: Option<String>) {
+    use agora_client::types::{DeliverRequest, PricingInput, ProfileFields, RegisterRequest, TopUpRequest};
+    let dir = temp_dir(if database_url.is_some() { "kill9-pg" } else { "kill9-sqlite" });
+    let mut env =
+        vec![("AGORA_LEASE_SECONDS", "2".to_owned()), ("AGORA_WORKER_INTERVAL_MS", "100".to_owned())];
+    if let Some(url) = &database_url {
+        env.push(("AGORA_DATABASE_URL", url.clone()));
+    }
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &env);
+    let (admin_email, admin_password) = printed_credential(&server);
+    let anon = agora_client::Client::new(&server.url);
+    let (ann, bot, turns) = rt.block_on(async {
+        let admin = anon.with_token(anon.token(&admin_email, &admin_password).await.unwrap().access_token);
+        let reg = |t, name: &str, email: Option<&str>| RegisterRequest {
+            account_type: t,
+            name: name.into(),
+            email: email.map(str::to_owned),
+            password: email.map(|_| "correct horse battery".to_owned()),
+            description: None,
+            skills: None,
+            model_name: None,
+        };
+        use agora_client::types::AccountType::{Agent, Human};
+        let ann_reg = anon.register(&reg(Human, "Ann", Some("ann@example.com"))).await.unwrap();
+        let ann = anon
+            .with_token(anon.token("ann@example.com", "correct horse battery").await.unwrap().access_token);
+        admin
+            .top_up(&ann_reg.account.id, &TopUpRequest { amount: 1000, currency: "PTS".into(), reason: None })
+            .await
+            .unwrap();
+        let bot_reg = anon.register(&reg(Agent, "Scribe", None)).await.unwrap();
+        let bot = anon.with_token(bot_reg.api_key.clone().unwrap());
+        let pricing = PricingInput {
+            currency: Some("PTS".into()),
+            chat_first_message: Some(100),
+            ..Default::default()
+        };
+        bot.update_me(&ProfileFields {
+            pricing: Some(pricing),
+            max_concurrent_tasks: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        bot.heartbeat(false).await.unwrap();
+        let mut turns = Vec::new();
+        for i in 0..4 {
+            turns.push(ann.start_chat(&bot_reg.account.id, &format!("question {i}")).await.unwrap().task_id);
+        }
+        for _ in 0..3 {
+            bot.inbox(5).await.unwrap().expect("a queued turn");
+        }
+        (ann, bot, turns)
+    });
+    // Three turns leased, one queued, 400 held: now the process dies without a word.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &env);
+    let base = server.url.clone();
+    let (ann, bot) = (ann.rebase(&base), bot.rebase(&base));
+    rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let statuses: Vec<String> =
+                futures_statuses(&ann, &turns).await.into_iter().map(|t| t.status).collect();
+            if statuses[..3].iter().all(|s| s == "failed") {
+                assert_eq!(statuses[3], "queued", "the unclaimed turn is untouched");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "leases did not expire after restart: {statuses:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let w = ann.wallet().await.unwrap();
+        assert_eq!((w.balances[0].available, w.balances[0].held), (900, 100), "three refunds, one hold left");
+        let me = bot.me().await.unwrap();
+        assert_eq!(me.counters.no_response, 3);
+        // The queued turn is still deliverable after the restart.
+        let task = bot.inbox(5).await.unwrap().expect("the queued turn survived");
+        assert_eq!(task.id, turns[3]);
+        let reply = DeliverRequest { text: Some("answer".into()), ..Default::default() };
+        let done = bot.deliver(&task.id, &reply).await.unwrap();
+        assert_eq!(done.settled_amount, 100);
+    });
+    let audit = rt.block_on(async {
+        let anon = agora_client::Client::new(&base);
+        let admin = anon.with_token(anon.token(&admin_email, &admin_password).await.unwrap().access_token);
+        admin.ledger_audit().await.unwrap()
+    });
+    assert!(audit.healthy, "{audit:?}");
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn futures_statuses(client: &agora_client::Client, ids: &[String]) -> Vec<agora_client::types::Task> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(client.task(id).await.unwrap());
+    }
+    out
+}

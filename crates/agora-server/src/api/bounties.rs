@@ -20,7 +20,7 @@ use axum::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{chats, tasks, views};
+use super::{tasks, views};
 use crate::{
     AppState,
     auth::Caller,
@@ -33,8 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(post_bounty, list_bounties))
         .routes(routes!(get_bounty))
-        .routes(routes!(claim))
-        .routes(routes!(cancel))
+        .routes(routes!(claim_bounty))
+        .routes(routes!(cancel_bounty))
 }
 
 /// Post a bounty; the reward is held from the poster at once (402 if it cannot be).
@@ -70,8 +70,7 @@ async fn post_bounty(
     );
     let (Some(currency), Some(bounty)) = (currency, bounty) else { return Err(inv.into()) };
     let now = Timestamp::now();
-    let mut task = chats::direct_task(TaskKind::Bounty, &caller.account.id, &caller.account.id, bounty.title);
-    task.assignee_id = None;
+    let mut task = agora_store::Task::new(TaskKind::Bounty, &caller.account.id, bounty.title, now);
     task.description = bounty.description;
     task.input = bounty.input;
     task.details = serde_json::to_value(&bounty.terms).map_err(ApiError::internal)?;
@@ -150,7 +149,7 @@ async fn get_bounty(
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`TASK_ALREADY_CLAIMED`", body = ErrorEnvelope),
     ))]
-async fn claim(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn claim_bounty(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
     // A claimed bounty is no longer visible to outsiders, so the losers of a race would see
     // 404; look it up without the visibility filter and let the state machine answer.
     let id = super::path_id(&id, agora_core::TaskId::parse, "bounty")?;
@@ -184,7 +183,7 @@ async fn claim(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
         (status = 400, description = "`CLAIM_NOT_OVERDUE`, `TASK_NOT_OPEN`, `TASK_FINISHED`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
-async fn cancel(
+async fn cancel_bounty(
     State(state): State<AppState>,
     caller: Caller,
     idem: Idempotency,

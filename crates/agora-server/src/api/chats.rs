@@ -4,9 +4,9 @@
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{
-    AccountId, ChatId, TaskId, Timestamp,
+    AccountId, ChatId, Timestamp,
     account::{Account, AccountKind},
-    task::{TaskKind, TaskStatus},
+    task::TaskKind,
     work::{chat_price, message_text},
 };
 use agora_store::{Chat, ChatMessage, Task, work};
@@ -54,33 +54,17 @@ pub async fn online_agent(
     Ok(agent)
 }
 
-/// A queued task that an agent will pick up from its inbox.
+/// A task assigned to `agent` at once; it will pick it up from its inbox.
 pub fn direct_task(kind: TaskKind, requester: &AccountId, agent: &AccountId, title: String) -> Task {
-    let now = Timestamp::now();
-    Task {
-        id: TaskId::generate(),
-        kind,
-        status: TaskStatus::Queued,
-        requester_id: requester.clone(),
-        assignee_id: Some(agent.clone()),
-        title,
-        description: String::new(),
-        input: json!({}),
-        output: None,
-        details: json!({}),
-        progress: None,
-        price: None,
-        currency: None,
-        hold_id: None,
-        chat_id: None,
-        service_id: None,
-        lease_expires_at: None,
-        deadline_at: None,
-        delivered_at: None,
-        auto_accept_at: None,
-        created_at: now,
-        updated_at: now,
-    }
+    let mut task = Task::new(kind, requester, title, Timestamp::now());
+    task.assignee_id = Some(agent.clone());
+    task
+}
+
+/// The message of a chat request, after the per-IP chat limit.
+fn turn_message(state: &AppState, ip: &str, req: &t::ChatRequest) -> Result<String> {
+    state.limits.check("chat", &format!("ip:{ip}"))?;
+    Ok(message_text(&req.message).map_err(|e| e.at("message"))?)
 }
 
 /// Queues one turn of `chat` (already holding the new user message) for its agent.
@@ -147,8 +131,7 @@ async fn start_chat(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::ChatRequest>,
 ) -> Result<Response> {
-    state.limits.check("chat", &format!("ip:{ip}"))?;
-    let message = message_text(&req.message).map_err(|e| e.at("message"))?;
+    let message = turn_message(&state, &ip, &req)?;
     let agent_id = path_id(&id, AccountId::parse, "agent")?;
     let now = Timestamp::now();
     let agent = online_agent(&state, &agent_id, now, code::AGENT_OFFLINE).await?;
@@ -194,8 +177,7 @@ async fn next_message(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::ChatRequest>,
 ) -> Result<Response> {
-    state.limits.check("chat", &format!("ip:{ip}"))?;
-    let message = message_text(&req.message).map_err(|e| e.at("message"))?;
+    let message = turn_message(&state, &ip, &req)?;
     let chat_id = path_id(&id, ChatId::parse, "chat")?;
     let chat = state
         .store

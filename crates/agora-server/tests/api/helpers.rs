@@ -62,8 +62,24 @@ pub struct TestApp {
     /// An anonymous client.
     pub client: Client,
     pub store: Arc<dyn Store>,
+    config: Config,
     db: Db,
     stop: Option<oneshot::Sender<()>>,
+    /// Further servers on the same database (see [`TestApp::replica`]).
+    replicas: Vec<oneshot::Sender<()>>,
+}
+
+/// Starts a server on `store` at a free loopback port; it stops when the sender is dropped
+/// or sent to.
+async fn start_server(store: Arc<dyn Store>, config: Config) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let state = AppState::new(store, config);
+    tokio::spawn(agora_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
 }
 
 impl TestApp {
@@ -85,14 +101,33 @@ impl TestApp {
                 (Arc::new(schema.store().await), Db::Postgres(schema))
             }
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config);
-        tokio::spawn(agora_server::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, client: Client::new(format!("http://{addr}")), store, db, stop: Some(stop) }
+        let (addr, stop) = start_server(store.clone(), config.clone()).await;
+        Self {
+            addr,
+            client: Client::new(format!("http://{addr}")),
+            store,
+            config,
+            db,
+            stop: Some(stop),
+            replicas: Vec::new(),
+        }
+    }
+
+    /// A second server on the same PostgreSQL schema, with its own connection pool and
+    /// listener, as another replica would be; `None` on SQLite (one process owns the file).
+    pub async fn replica(&mut self) -> Option<Client> {
+        let Db::Postgres(schema) = &self.db else { return None };
+        let store: Arc<dyn Store> = Arc::new(schema.store().await);
+        let (addr, stop) = start_server(store, self.config.clone()).await;
+        self.replicas.push(stop);
+        Some(Client::new(format!("http://{addr}")))
+    }
+
+    /// Begins the server's graceful shutdown, as SIGTERM does.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -212,6 +247,9 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        for stop in self.replicas.drain(..) {
+            let _ = stop.send(());
+        }
         if let Db::Sqlite(dir) = &self.db {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -237,4 +275,69 @@ pub fn error_paths(reply: &Reply) -> Vec<String> {
         .iter()
         .map(|e| e["path"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Waits (polling every 20 ms, at most `secs` seconds) until `check` returns `Some`, and
+/// returns that; fails the test with `what` if it never does. For conditions that settle
+/// by themselves (a worker's tick, a lease running out) — never a fixed sleep.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// A human with `amount` PTS credited by an admin.
+    pub async fn funded_human(&self, name: &str, amount: i64) -> (Registered, Client) {
+        let (reg, client) = self.human(name).await;
+        if amount > 0 {
+            let admin = self.admin().await;
+            let req = agora_client::types::TopUpRequest { amount, currency: "PTS".into(), reason: None };
+            admin.top_up(&reg.account.id, &req).await.unwrap();
+        }
+        (reg, client)
+    }
+
+    /// A self-registered agent with the given PTS chat prices, online (it has sent a heartbeat).
+    pub async fn online_agent(
+        &self,
+        name: &str,
+        first: Option<i64>,
+        subsequent: Option<i64>,
+    ) -> (Registered, Client) {
+        let (reg, client) = self.agent(name, &["writing"]).await;
+        if first.is_some() || subsequent.is_some() {
+            let pricing = agora_client::types::PricingInput {
+                currency: Some("PTS".into()),
+                chat_first_message: first,
+                chat_subsequent_message: subsequent,
+                per_task: None,
+                hourly: None,
+            };
+            client
+                .update_me(&agora_client::types::ProfileFields {
+                    pricing: Some(pricing),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        client.heartbeat(false).await.unwrap();
+        (reg, client)
+    }
+
+    /// The PTS balance (available, held) of the client's account.
+    pub async fn pts(&self, client: &Client) -> (i64, i64) {
+        let w = client.wallet().await.unwrap();
+        w.balances.iter().find(|b| b.currency == "PTS").map_or((0, 0), |b| (b.available, b.held))
+    }
 }

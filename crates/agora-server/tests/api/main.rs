@@ -6,7 +6,11 @@
 mod helpers;
 
 mod accounts;
+mod bounties;
+mod chat;
 mod conventions;
+mod dispatch;
 mod keys;
 mod money;
 mod ops;
+mod services;

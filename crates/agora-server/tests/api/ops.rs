@@ -97,9 +97,12 @@ fn every_operation_lists_its_error_responses() {
     let doc = serde_json::to_value(agora_server::openapi()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let mut count = 0;
+    let mut ids = std::collections::HashSet::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             count += 1;
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(ids.insert(id.clone()), "{method} {path}: operationId {id:?} is used twice");
             let responses = op["responses"].as_object().unwrap();
             for status in ["429", "500"] {
                 assert!(responses.contains_key(status), "{method} {path} lacks {status}");
