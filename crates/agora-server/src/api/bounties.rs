@@ -149,7 +149,11 @@ async fn get_bounty(
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`TASK_ALREADY_CLAIMED`", body = ErrorEnvelope),
     ))]
-async fn claim_bounty(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn claim_bounty(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     // A claimed bounty is no longer visible to outsiders, so the losers of a race would see
     // 404; look it up without the visibility filter and let the state machine answer.
     let id = super::path_id(&id, agora_core::TaskId::parse, "bounty")?;
