@@ -161,10 +161,14 @@ pub enum Command {
     LeaseExpired,
     /// System: `open | queued → expired`.
     DeadlineExpired,
+    /// System: the assignee can no longer work (it was banned). Direct work (chat,
+    /// service) fails and is refunded; open-market work (bounty, job, brief) in progress
+    /// reopens without an assignee; a step returns to the queue for another agent.
+    Withdraw,
 }
 
 impl Command {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Assign,
         Self::Claim,
         Self::Progress,
@@ -177,6 +181,7 @@ impl Command {
         Self::ReleaseClaim,
         Self::LeaseExpired,
         Self::DeadlineExpired,
+        Self::Withdraw,
     ];
 }
 
@@ -503,6 +508,29 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
             require(matches!(status, S::Open | S::Queued), TaskError::NOT_OPEN_OR_QUEUED)?;
             Ok(Transition::to(S::Expired, vec![E::TaskExpired]))
         }
+        Command::Withdraw => {
+            require(actor == Actor::System, TaskError::SYSTEM_ONLY)?;
+            match task.kind {
+                TaskKind::Chat | TaskKind::Service => {
+                    require(
+                        matches!(status, S::Queued | S::InProgress),
+                        TaskError::NOT_QUEUED_OR_IN_PROGRESS,
+                    )?;
+                    Ok(Transition::to(S::Failed, vec![E::TaskFailed]))
+                }
+                TaskKind::Step => {
+                    require(
+                        matches!(status, S::Queued | S::InProgress),
+                        TaskError::NOT_QUEUED_OR_IN_PROGRESS,
+                    )?;
+                    Ok(Transition::to(S::Queued, vec![E::TaskAssigned]))
+                }
+                TaskKind::Bounty | TaskKind::Job | TaskKind::Brief => {
+                    require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
+                    Ok(Transition { clears_assignee: true, ..Transition::to(S::Open, vec![E::TaskReopened]) })
+                }
+            }
+        }
     }
 }
 
@@ -556,6 +584,11 @@ mod tests {
         (&[Step], InProgress, System, LeaseExpired, Queued, &[E::TaskAssigned]),
         (ANY, Open, System, DeadlineExpired, Expired, &[E::TaskExpired]),
         (ANY, Queued, System, DeadlineExpired, Expired, &[E::TaskExpired]),
+        (&[Chat, Service], Queued, System, Withdraw, Failed, &[E::TaskFailed]),
+        (&[Chat, Service], InProgress, System, Withdraw, Failed, &[E::TaskFailed]),
+        (&[Step], Queued, System, Withdraw, Queued, &[E::TaskAssigned]),
+        (&[Step], InProgress, System, Withdraw, Queued, &[E::TaskAssigned]),
+        (&[Bounty, Job, Brief], InProgress, System, Withdraw, Open, &[E::TaskReopened]),
     ];
 
     fn legal(kind: TaskKind, from: TaskStatus, actor: Actor, cmd: Command) -> Option<&'static Row> {
@@ -605,7 +638,8 @@ mod tests {
                                 assert_eq!(t.events, row.5, "{case}");
                                 let claims_bounty = kind == Bounty && actor == OtherAccount && cmd == Claim;
                                 assert_eq!(t.sets_assignee, claims_bounty, "{case}");
-                                assert_eq!(t.clears_assignee, cmd == ReleaseClaim, "{case}");
+                                let reopens = cmd == ReleaseClaim || (cmd == Withdraw && t.status == Open);
+                                assert_eq!(t.clears_assignee, reopens, "{case}");
                             }
                             (Some(_), Err(e)) => panic!("{case}: legal but refused with {e}"),
                             (None, Ok(t)) => panic!("{case}: illegal but went to {:?}", t.status),
@@ -623,7 +657,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(combinations, 6 * 8 * 4 * 12);
+        assert_eq!(combinations, 6 * 8 * 4 * 13);
         let expected_legal: usize = LEGAL.iter().map(|r| r.0.len()).sum();
         assert_eq!(legal_seen, expected_legal, "every legal row was exercised");
     }

@@ -1535,6 +1535,18 @@ impl Tx for SqlTx {
             .map_err(err)
     }
 
+    async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM tasks WHERE assignee_id = $1 AND status IN ('queued', 'in_progress') \
+             ORDER BY created_at, id",
+        )
+        .bind(agent.as_str())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        rows.iter().map(|r| Ok(TaskId::from_trusted(r.try_get("id").map_err(err)?))).collect()
+    }
+
     async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>> {
         let condition = match due {
             Due::LeaseExpired => {

@@ -726,6 +726,8 @@ pub trait Tx: Send {
     /// or take the same task.
     async fn next_queued(&mut self, agent: &AccountId) -> Result<Option<Task>>;
     async fn in_progress_count(&mut self, agent: &AccountId) -> Result<i64>;
+    /// The tasks assigned to `agent` that are queued or in progress, oldest first.
+    async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>>;
     /// One task that has fallen `due` at `now`, locked, skipping ones other replicas hold.
     async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>>;
     async fn insert_task_message(&mut self, message: &TaskMessage) -> Result<()>;

@@ -77,6 +77,8 @@ pub enum Act {
     /// A bounty's poster takes back an overdue claim; the bounty reopens.
     ReleaseClaim,
     LeaseExpired,
+    /// The assignee can no longer work (banned): see `Command::Withdraw`.
+    Withdraw,
 }
 
 impl Act {
@@ -91,6 +93,7 @@ impl Act {
             Act::Cancel => Command::Cancel,
             Act::ReleaseClaim => Command::ReleaseClaim,
             Act::LeaseExpired => Command::LeaseExpired,
+            Act::Withdraw => Command::Withdraw,
         }
     }
 }
@@ -196,6 +199,29 @@ pub async fn run_due(tx: &mut dyn Tx, due: Due, settings: &Settings, now: Timest
         Due::AutoAccept => Act::Accept,
     };
     apply(tx, task, Who::System, act, settings, now).await.map(Some)
+}
+
+/// Bans (`Some(time)`) or unbans (`None`) an account. A ban also withdraws every task the
+/// account holds (SPEC §2: "their claimed tasks fail over"): direct work fails and is
+/// refunded, open-market work reopens, steps requeue. Returns the tasks withdrawn;
+/// `NotFound` when there is no such account.
+pub async fn set_ban(
+    tx: &mut dyn Tx,
+    account: &AccountId,
+    banned_at: Option<Timestamp>,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Vec<Task>> {
+    if !tx.set_banned(account, banned_at, now).await? {
+        return Err(StoreError::NotFound);
+    }
+    let mut withdrawn = Vec::new();
+    if banned_at.is_some() {
+        for id in tx.held_tasks(account).await? {
+            withdrawn.push(act(tx, &id, Who::System, Act::Withdraw, settings, now).await?.task);
+        }
+    }
+    Ok(withdrawn)
 }
 
 /// Adds a message to a task from its requester or assignee (`message.received`).
@@ -312,6 +338,15 @@ async fn apply(
             task.progress = None;
             task.output = None;
             extra = json!({ "released_assignee_id": task.assignee_id });
+        }
+        Act::Withdraw => {
+            task.lease_expires_at = None;
+            extra = json!({ "reason": "assignee_banned", "withdrawn_assignee_id": task.assignee_id });
+            if t.status == TaskStatus::Open {
+                task.deadline_at = None;
+                task.progress = None;
+                task.output = None;
+            }
         }
         Act::LeaseExpired => {
             task.lease_expires_at = None;

@@ -287,8 +287,8 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
             let created = agora_server::accounts::create_admin(store.as_ref(), email, password).await?;
             println!("created admin {}", created.account.id);
         }
-        AdminCommand::Ban { account } => set_ban(store.as_ref(), &account, true).await?,
-        AdminCommand::Unban { account } => set_ban(store.as_ref(), &account, false).await?,
+        AdminCommand::Ban { account } => set_ban(store.as_ref(), &cfg, &account, true).await?,
+        AdminCommand::Unban { account } => set_ban(store.as_ref(), &cfg, &account, false).await?,
         AdminCommand::TopUp { account, amount, currency, reason } => {
             let account = find_account(store.as_ref(), &account).await?;
             let table = cfg.currency_table().map_err(|e| anyhow::anyhow!(e))?;
@@ -316,13 +316,18 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn set_ban(store: &dyn Store, who: &str, banned: bool) -> anyhow::Result<()> {
+async fn set_ban(store: &dyn Store, cfg: &Config, who: &str, banned: bool) -> anyhow::Result<()> {
     let account = find_account(store, who).await?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
-    tx.set_banned(&account.id, banned.then_some(now), now).await?;
+    let withdrawn =
+        agora_store::work::set_ban(tx.as_mut(), &account.id, banned.then_some(now), &cfg.engine(), now)
+            .await?;
     tx.commit().await?;
     println!("{} {}", if banned { "banned" } else { "unbanned" }, account.id);
+    if !withdrawn.is_empty() {
+        println!("withdrew {} task(s) it held", withdrawn.len());
+    }
     Ok(())
 }
 

@@ -24,7 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ban)).routes(routes!(unban))
 }
 
-/// Ban an account: every call it makes is then 403 `ACCOUNT_BANNED`.
+/// Ban an account: every call it makes is then 403 `ACCOUNT_BANNED`, and the tasks it
+/// holds fail over (chat turns and service runs fail and are refunded; claimed bounties
+/// reopen).
 #[utoipa::path(post, path = "/admin/accounts/{id}/ban", tag = "admin",
     params(("id" = String, Path, description = "Account id (`acct_…`)")),
     request_body = BanRequest,
@@ -76,8 +78,12 @@ async fn set_ban(state: &AppState, id: &AccountId, banned_at: Option<Timestamp>)
     let now = Timestamp::now();
     let mut tx = state.store.begin().await?;
     let account = tx.account_for_update(id).await?.ok_or_else(|| ApiError::not_found("account"))?;
-    tx.set_banned(id, banned_at, now).await?;
+    let withdrawn =
+        agora_store::work::set_ban(tx.as_mut(), id, banned_at, &state.config.engine(), now).await?;
     tx.commit().await?;
+    if !withdrawn.is_empty() {
+        tracing::info!(account_id = %id, tasks = withdrawn.len(), "a ban withdrew the account's tasks");
+    }
     ok(&views::account(
         &agora_core::account::Account { banned_at, updated_at: now, ..account },
         Viewer::Private,

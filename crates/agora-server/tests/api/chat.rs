@@ -17,6 +17,7 @@ both_backends!(
     an_expired_lease_fails_the_turn_refunds_and_counts_no_response,
     progress_extends_the_lease,
     free_chats_need_no_money,
+    banning_an_agent_fails_over_the_work_it_holds,
 );
 
 async fn a_chat_turn_is_held_claimed_answered_and_paid(b: Backend) {
@@ -312,4 +313,51 @@ async fn free_chats_need_no_money(b: Backend) {
         .await
         .unwrap();
     assert_eq!(error_paths(&r), ["text"]);
+}
+
+/// SPEC §2: a banned account's claimed tasks fail over. Its chat turns fail and are
+/// refunded (queued or in progress); a bounty it claimed reopens for others.
+async fn banning_an_agent_fails_over_the_work_it_holds(b: Backend) {
+    let app = TestApp::new(b).await;
+    let admin = app.admin().await;
+    let (_, ann_c) = app.funded_human("Ann", 1000).await;
+    let (bot, bot_c) = app.online_agent("Rogue", Some(100), Some(100)).await;
+    bot_c
+        .update_me(&agora_client::types::ProfileFields {
+            max_concurrent_tasks: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let first = ann_c.start_chat(&bot.account.id, "one").await.unwrap();
+    let second = ann_c.start_chat(&bot.account.id, "two").await.unwrap();
+    bot_c.inbox(5).await.unwrap().unwrap();
+    let bounty = ann_c
+        .post_bounty(&agora_client::types::BountyRequest {
+            title: "Proofread".into(),
+            short_description: "One page".into(),
+            reward_amount: 300,
+            max_delivery_hours: 24,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    bot_c.claim_bounty(&bounty.id).await.unwrap();
+    assert_eq!(app.pts(&ann_c).await, (500, 500));
+
+    admin.ban(&bot.account.id, Some("spam")).await.unwrap();
+    for id in [&first.task_id, &second.task_id] {
+        let t = ann_c.task(id).await.unwrap();
+        assert_eq!(t.status, "failed", "{id} (in progress, then queued) failed over");
+        assert_eq!(t.timeline.unwrap().last().unwrap().event_type, "payment.refunded");
+    }
+    let reopened = ann_c.task(&bounty.id).await.unwrap();
+    assert_eq!((reopened.status.as_str(), reopened.assignee_id.as_deref()), ("open", None));
+    assert_eq!(app.pts(&ann_c).await, (700, 300), "both turns refunded; the bounty's reward stays held");
+    let r = bot_c.send(Method::GET, "/api/v1/agent/inbox?wait=0", None, &[]).await.unwrap();
+    assert_error(&r, 403, "ACCOUNT_BANNED");
+    // Another agent can take the reopened bounty.
+    let (_, other_c) = app.online_agent("Honest", None, None).await;
+    assert_eq!(other_c.claim_bounty(&bounty.id).await.unwrap().status, "in_progress");
+    assert!(app.store.ledger_audit().await.unwrap().is_healthy());
 }
