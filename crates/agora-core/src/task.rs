@@ -145,7 +145,7 @@ pub enum Command {
     /// `in_progress → delivered` by the assignee; a chat turn goes straight to `completed`
     /// because it is paid on reply.
     Deliver,
-    /// `queued | in_progress → failed`, by the assignee.
+    /// `queued | in_progress → failed`, by the assignee; a bounty reopens instead.
     Fail,
     /// `delivered → completed`, by the requester or the system (auto-accept).
     Accept,
@@ -466,7 +466,14 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
         Command::Fail => {
             require(actor == Actor::Assignee, TaskError::NOT_ASSIGNEE)?;
             require(matches!(status, S::Queued | S::InProgress), TaskError::NOT_QUEUED_OR_IN_PROGRESS)?;
-            Ok(Transition::to(S::Failed, vec![E::TaskFailed]))
+            if is_bounty {
+                // A claimer giving up must not end the poster's bounty (anyone can claim one):
+                // it reopens for the next claimer.
+                require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
+                Ok(Transition { clears_assignee: true, ..Transition::to(S::Open, vec![E::TaskReopened]) })
+            } else {
+                Ok(Transition::to(S::Failed, vec![E::TaskFailed]))
+            }
         }
         Command::Accept => {
             require(matches!(actor, Actor::Requester | Actor::System), TaskError::NOT_REQUESTER)?;
@@ -551,6 +558,7 @@ mod tests {
 
     const ANY: &[TaskKind] = &[Chat, Service, Bounty, Job, Brief, Step];
     const NOT_CHAT: &[TaskKind] = &[Service, Bounty, Job, Brief, Step];
+    const NOT_BOUNTY: &[TaskKind] = &[Chat, Service, Job, Brief, Step];
 
     /// One legal transition: for these kinds, from this status, this actor, this command →
     /// this status with these events. Written out literally, independently of `apply`.
@@ -572,8 +580,9 @@ mod tests {
         (ANY, Delivered, Assignee, Message, Delivered, &[E::MessageReceived]),
         (NOT_CHAT, InProgress, Assignee, Deliver, Delivered, &[E::TaskDelivered]),
         (&[Chat], InProgress, Assignee, Deliver, Completed, &[E::TaskDelivered, E::TaskCompleted]),
-        (ANY, Queued, Assignee, Fail, Failed, &[E::TaskFailed]),
-        (ANY, InProgress, Assignee, Fail, Failed, &[E::TaskFailed]),
+        (NOT_BOUNTY, Queued, Assignee, Fail, Failed, &[E::TaskFailed]),
+        (NOT_BOUNTY, InProgress, Assignee, Fail, Failed, &[E::TaskFailed]),
+        (&[Bounty], InProgress, Assignee, Fail, Open, &[E::TaskReopened]),
         (ANY, Delivered, Requester, Accept, Completed, &[E::TaskCompleted]),
         (ANY, Delivered, System, Accept, Completed, &[E::TaskCompleted]),
         (NOT_CHAT, Delivered, Requester, RequestRevision, InProgress, &[E::TaskRevisionRequested]),
@@ -638,7 +647,8 @@ mod tests {
                                 assert_eq!(t.events, row.5, "{case}");
                                 let claims_bounty = kind == Bounty && actor == OtherAccount && cmd == Claim;
                                 assert_eq!(t.sets_assignee, claims_bounty, "{case}");
-                                let reopens = cmd == ReleaseClaim || (cmd == Withdraw && t.status == Open);
+                                let reopens = cmd == ReleaseClaim
+                                    || (matches!(cmd, Withdraw | Fail) && t.status == Open);
                                 assert_eq!(t.clears_assignee, reopens, "{case}");
                             }
                             (Some(_), Err(e)) => panic!("{case}: legal but refused with {e}"),

@@ -64,17 +64,6 @@ impl Dispatcher {
         }
     }
 
-    pub fn wake_all(&self) {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        for room in rooms.values() {
-            room.notify.notify_waiters();
-        }
-    }
-
-    fn has_waiters(&self, agent: &AccountId) -> bool {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).contains_key(agent)
-    }
-
     /// Answers every waiting poll with "no task" and every later one at once.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
@@ -99,7 +88,9 @@ impl Dispatcher {
             tokio::select! {
                 w = wakeups.recv() => match w {
                     Ok(Wakeup::Agent(agent)) => self.wake(&agent),
-                    Ok(Wakeup::All) | Err(RecvError::Lagged(_)) => self.wake_all(),
+                    // Wake-ups may have been lost: ask the database which waiting agents have
+                    // work, rather than sending every waiter to claim at once.
+                    Ok(Wakeup::All) | Err(RecvError::Lagged(_)) => self.safety_net(store.as_ref()).await,
                     Err(RecvError::Closed) => return,
                 },
                 _ = net.tick() => self.safety_net(store.as_ref()).await,
@@ -108,15 +99,24 @@ impl Dispatcher {
         }
     }
 
+    /// Wakes the waiting agents that have queued work.
     async fn safety_net(&self, store: &dyn Store) {
-        match store.agents_with_queued_work(10_000).await {
+        let waiting = self.waiting_agents();
+        if waiting.is_empty() {
+            return;
+        }
+        match store.with_queued_work(&waiting).await {
             Ok(agents) => {
-                for agent in agents.iter().filter(|a| self.has_waiters(a)) {
+                for agent in &agents {
                     self.wake(agent);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "inbox safety net could not read queued work"),
         }
+    }
+
+    fn waiting_agents(&self) -> Vec<AccountId> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 }
 

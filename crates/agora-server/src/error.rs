@@ -41,6 +41,7 @@ pub mod code {
     pub const OWN_SERVICE: &str = "OWN_SERVICE";
     pub const CHAT_TURN_PENDING: &str = "CHAT_TURN_PENDING";
     pub const CLAIM_NOT_OVERDUE: &str = "CLAIM_NOT_OVERDUE";
+    pub const CLAIM_HAS_DELIVERY: &str = "CLAIM_HAS_DELIVERY";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
 }
 
@@ -188,6 +189,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::BAD_REQUEST,
                 code::CLAIM_NOT_OVERDUE,
                 "the claim can be taken back only after its delivery time has run out",
+            ),
+            StoreError::Refused(Refusal::ClaimDelivered) => Self::new(
+                StatusCode::BAD_REQUEST,
+                code::CLAIM_HAS_DELIVERY,
+                "work was delivered on this claim; accept it or ask for a revision",
             ),
             StoreError::Refused(Refusal::Invalid(inv)) => inv.into(),
             StoreError::NotFound => Self::not_found("resource"),

@@ -30,19 +30,29 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// Applies the system's command to every task that is due now, one transaction each.
-/// Returns how many it handled.
+/// Applies the system's command to every task that is due now, one transaction each, in
+/// due order. A task whose command fails is logged and passed over until the next tick, so
+/// one bad task cannot hold up every later one. Returns how many it handled.
 pub async fn drain(state: &AppState, due: Due) -> agora_store::Result<usize> {
     let settings = state.config.engine();
+    let now = Timestamp::now();
     let mut handled = 0;
+    let mut after = None;
     loop {
         let mut tx = state.store.begin().await?;
-        let Some(done) = work::run_due(tx.as_mut(), due, &settings, Timestamp::now()).await? else {
-            return Ok(handled);
-        };
-        tx.commit().await?;
-        handled += 1;
-        tracing::info!(task_id = %done.task.id, status = done.task.status.as_str(), ?due, "due task handled");
+        let Some(task) = tx.due_task(due, now, after.as_ref()).await? else { return Ok(handled) };
+        after = Some((due.at(&task).unwrap_or(now), task.id.clone()));
+        let id = task.id.clone();
+        match work::run_due(tx.as_mut(), task, due, &settings, now).await {
+            Ok(done) => {
+                tx.commit().await?;
+                handled += 1;
+                tracing::info!(task_id = %id, status = done.task.status.as_str(), ?due, "due task handled");
+            }
+            Err(e) => {
+                tracing::warn!(task_id = %id, error = %e, ?due, "due task failed; passed over this tick")
+            }
+        }
     }
 }
 

@@ -99,3 +99,4 @@ CREATE TABLE service_favorites (
 -- Each event's place in its task's timeline (1, 2, 3…), numbered with the global `seq`
 -- under the same counter lock, so it is gap-free per task too.
 ALTER TABLE events ADD COLUMN task_seq INTEGER;
+CREATE UNIQUE INDEX events_task_seq ON events (task_id, task_seq);

@@ -773,15 +773,23 @@ impl Store for BackendStore {
             .collect()
     }
 
-    async fn agents_with_queued_work(&self, limit: u64) -> Result<Vec<AccountId>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT assignee_id FROM tasks WHERE status = 'queued' AND assignee_id IS NOT NULL LIMIT $1",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        rows.iter().map(|r| Ok(AccountId::from_trusted(r.try_get("assignee_id").map_err(err)?))).collect()
+    async fn with_queued_work(&self, agents: &[AccountId]) -> Result<Vec<AccountId>> {
+        let mut found = Vec::new();
+        // In chunks, to stay far below either backend's limit on bound parameters.
+        for chunk in agents.chunks(500) {
+            let sql = format!(
+                "SELECT DISTINCT assignee_id FROM tasks WHERE status = 'queued' AND assignee_id IN ({})",
+                marks(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                query = query.bind(a.as_str());
+            }
+            for r in query.fetch_all(&self.pool).await.map_err(err)? {
+                found.push(AccountId::from_trusted(r.try_get("assignee_id").map_err(err)?));
+            }
+        }
+        Ok(found)
     }
 
     async fn chat(&self, id: &ChatId) -> Result<Option<Chat>> {
@@ -1514,7 +1522,7 @@ impl Tx for SqlTx {
     async fn next_queued(&mut self, agent: &AccountId) -> Result<Option<Task>> {
         let sql = format!(
             "SELECT {} FROM tasks WHERE assignee_id = $1 AND status = 'queued' \
-             ORDER BY created_at, id LIMIT 1{SKIP_LOCKED}",
+             ORDER BY created_at, id LIMIT 1{FOR_UPDATE}",
             task_cols!()
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -1547,16 +1555,27 @@ impl Tx for SqlTx {
         rows.iter().map(|r| Ok(TaskId::from_trusted(r.try_get("id").map_err(err)?))).collect()
     }
 
-    async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>> {
-        let condition = match due {
-            Due::LeaseExpired => {
-                "status = 'in_progress' AND lease_expires_at <= $1 ORDER BY lease_expires_at"
-            }
-            Due::AutoAccept => "status = 'delivered' AND auto_accept_at <= $1 ORDER BY auto_accept_at",
+    async fn due_task(
+        &mut self,
+        due: Due,
+        now: Timestamp,
+        after: Option<&(Timestamp, TaskId)>,
+    ) -> Result<Option<Task>> {
+        let (status, col) = match due {
+            Due::LeaseExpired => ("in_progress", "lease_expires_at"),
+            Due::AutoAccept => ("delivered", "auto_accept_at"),
         };
-        let sql = format!("SELECT {} FROM tasks WHERE {condition} LIMIT 1{SKIP_LOCKED}", task_cols!());
+        // Constants only; the times and the id are bound.
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE status = '{status}' AND {col} <= $1 \
+             AND ({col} > $2 OR ({col} = $2 AND id > $3)) ORDER BY {col}, id LIMIT 1{SKIP_LOCKED}",
+            task_cols!()
+        );
+        let (after_at, after_id) = after.map_or((i64::MIN, ""), |(t, id)| (t.millis(), id.as_str()));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now.millis())
+            .bind(after_at)
+            .bind(after_id)
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(err)?;

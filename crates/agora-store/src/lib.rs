@@ -66,6 +66,8 @@ pub enum Refusal {
     Task(TaskError),
     /// A bounty's claim can be released only once its delivery time has run out.
     ClaimNotOverdue,
+    /// A claim that has delivered work cannot be taken back; the poster reviews it.
+    ClaimDelivered,
     /// Input that only the task can judge (a delivery against the task's output schema).
     Invalid(agora_core::Invalid),
 }
@@ -382,6 +384,16 @@ pub enum Due {
     AutoAccept,
 }
 
+impl Due {
+    /// When `task` falls due this way.
+    pub fn at(self, task: &Task) -> Option<Timestamp> {
+        match self {
+            Self::LeaseExpired => task.lease_expires_at,
+            Self::AutoAccept => task.auto_accept_at,
+        }
+    }
+}
+
 /// What an agent counter records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -600,9 +612,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// How many tasks each of these accounts holds `in_progress` (accounts with none are
     /// left out).
     async fn in_progress_counts(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>>;
-    /// Agents that have queued work waiting in their inbox (the slow safety net behind
-    /// wake-ups).
-    async fn agents_with_queued_work(&self, limit: u64) -> Result<Vec<AccountId>>;
+    /// Which of `agents` have queued work waiting in their inbox (the slow safety net
+    /// behind wake-ups).
+    async fn with_queued_work(&self, agents: &[AccountId]) -> Result<Vec<AccountId>>;
 
     async fn chat(&self, id: &ChatId) -> Result<Option<Chat>>;
     async fn service(&self, id: &ServiceId) -> Result<Option<Service>>;
@@ -728,8 +740,15 @@ pub trait Tx: Send {
     async fn in_progress_count(&mut self, agent: &AccountId) -> Result<i64>;
     /// The tasks assigned to `agent` that are queued or in progress, oldest first.
     async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>>;
-    /// One task that has fallen `due` at `now`, locked, skipping ones other replicas hold.
-    async fn due_task(&mut self, due: Due, now: Timestamp) -> Result<Option<Task>>;
+    /// One task that has fallen `due` at `now`, locked, skipping ones other replicas hold;
+    /// only tasks after `after` (their due time and id) in due order, so that a sweep can
+    /// move past a task it failed on.
+    async fn due_task(
+        &mut self,
+        due: Due,
+        now: Timestamp,
+        after: Option<&(Timestamp, TaskId)>,
+    ) -> Result<Option<Task>>;
     async fn insert_task_message(&mut self, message: &TaskMessage) -> Result<()>;
 
     async fn insert_chat(&mut self, chat: &Chat) -> Result<()>;

@@ -136,7 +136,7 @@ pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<T
     task.updated_at = now;
     // The task's own events first, then the money they cause (the log reads in that order).
     for event in task::create_events(task.kind) {
-        append(tx, &task, event, Some(&task.requester_id), json!({}), now).await?;
+        append(tx, &task, event, Some(&task.requester_id), None, json!({}), now).await?;
     }
     if let (Some(price), Some(currency)) = (task.price.filter(|p| *p > 0), task.currency.clone()) {
         let why = Why {
@@ -190,15 +190,20 @@ pub async fn act(
     apply(tx, task, who, act, settings, now).await
 }
 
-/// Takes one task that fell due and applies the system's command to it: a lease that ran
-/// out, or an auto-accept. `None` when nothing is due (or other replicas hold it all).
-pub async fn run_due(tx: &mut dyn Tx, due: Due, settings: &Settings, now: Timestamp) -> Result<Option<Done>> {
-    let Some(task) = tx.due_task(due, now).await? else { return Ok(None) };
+/// Applies the system's command to a task that fell due (taken with `Tx::due_task`): a
+/// lease that ran out, or an auto-accept.
+pub async fn run_due(
+    tx: &mut dyn Tx,
+    task: Task,
+    due: Due,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Done> {
     let act = match due {
         Due::LeaseExpired => Act::LeaseExpired,
         Due::AutoAccept => Act::Accept,
     };
-    apply(tx, task, Who::System, act, settings, now).await.map(Some)
+    apply(tx, task, Who::System, act, settings, now).await
 }
 
 /// Bans (`Some(time)`) or unbans (`None`) an account. A ban also withdraws every task the
@@ -212,14 +217,16 @@ pub async fn set_ban(
     settings: &Settings,
     now: Timestamp,
 ) -> Result<Vec<Task>> {
-    if !tx.set_banned(account, banned_at, now).await? {
-        return Err(StoreError::NotFound);
-    }
+    // Tasks first, the account row last: the order every task command locks them in (a
+    // delivery locks its task, then counts on the account), so the two cannot deadlock.
     let mut withdrawn = Vec::new();
     if banned_at.is_some() {
         for id in tx.held_tasks(account).await? {
             withdrawn.push(act(tx, &id, Who::System, Act::Withdraw, settings, now).await?.task);
         }
+    }
+    if !tx.set_banned(account, banned_at, now).await? {
+        return Err(StoreError::NotFound);
     }
     Ok(withdrawn)
 }
@@ -245,7 +252,7 @@ pub async fn message(
     };
     tx.insert_task_message(&msg).await?;
     for event in t.events {
-        append(tx, &task, event, Some(author), json!({ "message_id": msg.id }), now).await?;
+        append(tx, &task, event, Some(author), None, json!({ "message_id": msg.id }), now).await?;
     }
     Ok(msg)
 }
@@ -262,6 +269,7 @@ async fn apply(
     let snapshot = TaskSnapshot { kind: task.kind, status: task.status };
     let command = act.command();
     let t = task::apply(&snapshot, who.actor_of(&task), command).map_err(|e| refused(Refusal::Task(e)))?;
+    let from = task.status;
     task.status = t.status;
     task.updated_at = now;
     if t.sets_assignee {
@@ -290,7 +298,9 @@ async fn apply(
         Act::Deliver(delivery) => {
             check_delivery(&task, &delivery)?;
             task.lease_expires_at = None;
-            task.delivered_at = Some(now);
+            // The first delivery is what counts for lateness; a redelivery after a
+            // revision does not make on-time work late.
+            task.delivered_at.get_or_insert(now);
             if task.kind == TaskKind::Chat {
                 let reply = ChatMessage {
                     role: "assistant".into(),
@@ -313,10 +323,9 @@ async fn apply(
         }
         Act::RequestRevision(feedback) => {
             task.auto_accept_at = None;
-            task.delivered_at = None;
-            if is_leased(task.kind) {
-                task.lease_expires_at = Some(lease);
-            }
+            // No lease: the agent learns of the revision from the task's events, not its
+            // inbox, so a lease running out would refund finished work and blame the agent.
+            task.lease_expires_at = None;
             if let Some(body) = feedback {
                 let msg = TaskMessage {
                     id: MessageId::generate(),
@@ -331,37 +340,40 @@ async fn apply(
         }
         Act::Cancel => {}
         Act::ReleaseClaim => {
+            if task.delivered_at.is_some() {
+                return Err(refused(Refusal::ClaimDelivered));
+            }
             if task.deadline_at.is_none_or(|d| d > now) {
                 return Err(refused(Refusal::ClaimNotOverdue));
             }
-            task.deadline_at = None;
-            task.progress = None;
-            task.output = None;
             extra = json!({ "released_assignee_id": task.assignee_id });
         }
         Act::Withdraw => {
             task.lease_expires_at = None;
             extra = json!({ "reason": "assignee_banned", "withdrawn_assignee_id": task.assignee_id });
-            if t.status == TaskStatus::Open {
-                task.deadline_at = None;
-                task.progress = None;
-                task.output = None;
-            }
         }
         Act::LeaseExpired => {
             task.lease_expires_at = None;
-            if t.status == TaskStatus::Queued
-                && let Some(agent) = &task.assignee_id
-            {
-                tx.wake(agent);
-            }
         }
     }
-    if t.clears_assignee {
-        task.assignee_id = None;
+    // A task that reopens (a released, abandoned or withdrawn claim) starts afresh.
+    if t.status == TaskStatus::Open {
+        task.deadline_at = None;
+        task.delivered_at = None;
+        task.progress = None;
+        task.output = None;
+    }
+    let former = if t.clears_assignee { task.assignee_id.take() } else { None };
+    // An agent whose task left `in_progress` may now take more (or, for a requeued step,
+    // this one again): let its waiting polls look.
+    if from == TaskStatus::InProgress
+        && t.status != TaskStatus::InProgress
+        && let Some(agent) = former.as_ref().or(task.assignee_id.as_ref())
+    {
+        tx.wake(agent);
     }
     for event in t.events {
-        append(tx, &task, event, who.account().as_ref(), extra.clone(), now).await?;
+        append(tx, &task, event, who.account().as_ref(), former.as_ref(), extra.clone(), now).await?;
     }
     // Money and counters follow where the task ended up (after its events, in the log).
     let why = Why {
@@ -472,6 +484,7 @@ async fn append(
     task: &Task,
     event: EventType,
     actor: Option<&AccountId>,
+    also: Option<&AccountId>,
     extra: Value,
     now: Timestamp,
 ) -> Result<()> {
@@ -482,8 +495,11 @@ async fn append(
     if let (Some(p), Value::Object(extra)) = (payload.as_object_mut(), extra) {
         p.extend(extra);
     }
+    // Seen by the requester and the assignee, and by a former assignee when the event is
+    // about its claim ending.
     let mut audience = vec![task.requester_id.clone()];
     audience.extend(task.assignee_id.clone());
+    audience.extend(also.cloned());
     tx.append_event(&NewEvent {
         id: EventId::generate(),
         event_type: event.as_str().to_owned(),

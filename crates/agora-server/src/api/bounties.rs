@@ -154,14 +154,19 @@ async fn claim_bounty(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    // A claimed bounty is no longer visible to outsiders, so the losers of a race would see
-    // 404; look it up without the visibility filter and let the state machine answer.
+    // A claimed bounty is no longer visible to outsiders, yet the losers of a race must get
+    // 409, not 404: one that is being worked on is answered by the state machine; a finished
+    // one is 404 to anyone but its parties, so probing ids learns nothing.
     let id = super::path_id(&id, agora_core::TaskId::parse, "bounty")?;
     let task = state
         .store
         .task(&id)
         .await?
         .filter(|task| task.kind == TaskKind::Bounty)
+        .filter(|task| {
+            tasks::visible_to(task, &caller.account.id)
+                || matches!(task.status, TaskStatus::InProgress | TaskStatus::Delivered)
+        })
         .ok_or_else(|| ApiError::not_found("bounty"))?;
     let mut tx = state.store.begin().await?;
     let done = work::act(

@@ -75,7 +75,9 @@ async fn queue_turn(
     agent: &Account,
     now: Timestamp,
 ) -> Result<(Task, Option<t::Price>)> {
-    let first = chat.turns == 0;
+    // "First message" until the agent has answered once: a first turn that failed or was
+    // cancelled does not make the retry a subsequent message.
+    let first = !chat.messages.iter().any(|m| m.role == "assistant");
     let mut task =
         direct_task(TaskKind::Chat, &chat.requester_id, &agent.id, format!("Chat with {}", agent.name));
     task.description = chat.messages.last().map(|m| m.content.clone()).unwrap_or_default();

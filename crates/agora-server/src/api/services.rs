@@ -227,17 +227,18 @@ async fn update_service(
         return Err(ApiError::invalid("agent_id", "a service cannot move to another agent"));
     }
     let (service, agent) = managed(&state, &id, &caller).await?;
-    let mut inv = Invalid::default();
-    let terms = inv.collect("", ServiceTerms::apply(Some(&service.terms), service_input(&req)));
-    let currency = match &req.currency {
-        Some(c) => inv.collect("currency", state.currencies.parse(c)),
-        None => Some(service.currency.clone()),
-    };
-    let (Some(terms), Some(currency)) = (terms, currency) else { return Err(inv.into()) };
     let now = Timestamp::now();
     let mut tx = state.store.begin().await?;
+    // The change applies to the row as locked now, so concurrent edits do not undo each other.
     let mut current =
         tx.service_for_update(&service.id).await?.ok_or_else(|| ApiError::not_found("service"))?;
+    let mut inv = Invalid::default();
+    let terms = inv.collect("", ServiceTerms::apply(Some(&current.terms), service_input(&req)));
+    let currency = match &req.currency {
+        Some(c) => inv.collect("currency", state.currencies.parse(c)),
+        None => Some(current.currency.clone()),
+    };
+    let (Some(terms), Some(currency)) = (terms, currency) else { return Err(inv.into()) };
     current.terms = terms;
     current.currency = currency;
     current.published = req.published.unwrap_or(current.published);

@@ -152,7 +152,8 @@ async fn list_tasks(
     page(&items, params, found.total)
 }
 
-/// One task with its messages and its timeline (from the event log).
+/// One task with its messages and its timeline (from the event log). Anyone may read an
+/// open bounty's terms; its messages and timeline are for its poster and claimer.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id (`tsk_…`)")),
     responses(
@@ -161,6 +162,11 @@ async fn list_tasks(
     ))]
 async fn get_task(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
     let task = visible(&state, &id, &caller).await?;
+    let me = &caller.account.id;
+    if &task.requester_id != me && task.assignee_id.as_ref() != Some(me) {
+        // An open bounty seen by a stranger: its terms, not its history.
+        return ok(&views::task(&task, None, None));
+    }
     let messages = state.store.task_messages(&task.id).await?;
     let events = state.store.task_events(&task.id).await?;
     ok(&views::task(&task, Some(&messages), Some(&events)))

@@ -25,6 +25,9 @@ both_backends!(
     a_claim_cannot_be_taken_back_before_it_is_overdue,
     an_overdue_claim_is_taken_back_and_the_bounty_reopens,
     claimed_bounties_leave_the_open_list,
+    a_claimer_giving_up_reopens_the_bounty,
+    delivered_work_cannot_be_taken_back_and_a_revision_keeps_it_on_time,
+    strangers_see_an_open_bounty_without_its_history,
 );
 
 fn output_schema() -> Value {
@@ -380,7 +383,8 @@ async fn cancelling_an_unclaimed_bounty_refunds_it(b: Backend) {
     assert_eq!(app.pts(&poster).await, (500, 0), "refunded in full");
     assert_eq!(list(&stranger, "").await.1, 0, "no longer open");
     assert_error(&cancel_raw(&poster, &posted.id).await, 400, "TASK_FINISHED");
-    assert_error(&claim_raw(&agent, &posted.id).await, 400, "TASK_FINISHED");
+    // A finished bounty does not exist for anyone but its parties.
+    assert_error(&claim_raw(&agent, &posted.id).await, 404, "NOT_FOUND");
     assert_eq!(app.pts(&poster).await, (500, 0), "refunded once");
 }
 
@@ -468,4 +472,75 @@ async fn claimed_bounties_leave_the_open_list(b: Backend) {
     assert_eq!(list(&claimer, "?status=all").await.1, 1, "only the claimed one is the claimer's");
     let detail: Task = claimer.get(&format!("/api/v1/bounties/{}", posted.id)).await.unwrap();
     assert_eq!(detail.status, "in_progress");
+}
+
+/// Anyone can claim an open bounty, so a claimer giving up must not end it for the poster.
+async fn a_claimer_giving_up_reopens_the_bounty(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, poster) = app.funded_human("Paula", 500).await;
+    let (quitter, quitter_c) = app.agent("Quitter", &[]).await;
+    let (_, other) = app.agent("Stayer", &[]).await;
+    let posted = poster.post_bounty(&bounty(200, 50)).await.unwrap();
+    quitter_c.claim_bounty(&posted.id).await.unwrap();
+    let gave_up = quitter_c.fail(&posted.id, "too hard").await.unwrap();
+    assert_eq!((gave_up.task.status.as_str(), gave_up.task.assignee_id.as_deref()), ("open", None));
+    assert!(gave_up.task.deadline_at.is_none());
+    assert_eq!((gave_up.refunded, app.pts(&poster).await), (0, (300, 200)), "the reward stays on offer");
+    let timeline = poster.task(&posted.id).await.unwrap().timeline.unwrap();
+    let reopened = timeline.last().unwrap();
+    assert_eq!(
+        (reopened.event_type.as_str(), reopened.data["error"].as_str()),
+        ("task.reopened", Some("too hard"))
+    );
+    assert_eq!(quitter_c.me().await.unwrap().id, quitter.account.id);
+    assert_eq!(
+        other.claim_bounty(&posted.id).await.unwrap().status,
+        "in_progress",
+        "open to the next claimer"
+    );
+}
+
+/// A claim whose work was delivered cannot be taken back, even past its deadline; and a
+/// revision does not make an on-time delivery late.
+async fn delivered_work_cannot_be_taken_back_and_a_revision_keeps_it_on_time(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, poster) = app.funded_human("Paula", 500).await;
+    let (_, agent) = app.agent("Scout", &[]).await;
+    let posted = poster.post_bounty(&bounty(200, 50)).await.unwrap();
+    agent.claim_bounty(&posted.id).await.unwrap();
+    agent.deliver(&posted.id, &good_output()).await.unwrap();
+    poster.request_revision(&posted.id, Some("More detail")).await.unwrap();
+    // The deadline passes after the first delivery, before the second.
+    let mut tx = app.store.begin().await.unwrap();
+    let mut task = tx.task_for_update(&TaskId::parse(&posted.id).unwrap()).await.unwrap().unwrap();
+    let first = task.delivered_at.expect("the first delivery's time is kept");
+    task.deadline_at = Some(Timestamp::from_millis(first.millis() + 1));
+    tx.update_task(&task).await.unwrap();
+    tx.commit().await.unwrap();
+    crate::helpers::eventually(5, "the deadline to pass", || async {
+        (Timestamp::now().millis() > first.millis() + 1).then_some(())
+    })
+    .await;
+    assert_error(&cancel_raw(&poster, &posted.id).await, 400, "CLAIM_HAS_DELIVERY");
+    agent.deliver(&posted.id, &good_output()).await.unwrap();
+    let paid = poster.accept(&posted.id).await.unwrap();
+    assert_eq!((paid.settled_amount, paid.fee, paid.net, paid.refunded), (200, 20, 180, 0), "no penalty");
+    assert_eq!(app.pts(&poster).await, (300, 0));
+}
+
+async fn strangers_see_an_open_bounty_without_its_history(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, poster) = app.funded_human("Paula", 500).await;
+    let (_, stranger) = app.human("Sam").await;
+    let (_, agent) = app.agent("Scout", &[]).await;
+    let posted = poster.post_bounty(&bounty(200, 50)).await.unwrap();
+    poster.message(&posted.id, "Private note to whoever claims it").await.unwrap();
+    let seen = stranger.task(&posted.id).await.unwrap();
+    assert_eq!(seen.status, "open");
+    assert!(seen.messages.is_none() && seen.timeline.is_none(), "terms only, no history");
+    let own = poster.task(&posted.id).await.unwrap();
+    assert_eq!(own.messages.map(|m| m.len()), Some(1));
+    agent.claim_bounty(&posted.id).await.unwrap();
+    let r = stranger.send(Method::GET, &format!("/api/v1/tasks/{}", posted.id), None, &[]).await.unwrap();
+    assert_error(&r, 404, "NOT_FOUND");
 }

@@ -201,9 +201,13 @@ async fn a_failed_turn_is_refunded_and_counted(b: Backend) {
     assert_eq!(app.pts(&ann_c).await, (1000, 0));
     let me = bot_c.me().await.unwrap();
     assert_eq!((me.counters.completed, me.counters.failed, me.counters.no_response), (0, 1, 0));
-    // The chat takes its next message after a failed turn.
+    // The chat takes its next message after a failed turn, still at the first-message
+    // price: the agent has not answered yet.
     let next = ann_c.chat_message(turn.chat_id.as_deref().unwrap(), "Still there?").await.unwrap();
     assert_eq!(next.status, "queued");
+    assert_eq!(next.price.map(|p| p.amount), Some(100));
+    let task = bot_c.inbox(5).await.unwrap().unwrap();
+    assert_eq!(task.input["is_first_chat"], true);
 }
 
 async fn an_expired_lease_fails_the_turn_refunds_and_counts_no_response(b: Backend) {

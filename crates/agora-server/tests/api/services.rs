@@ -761,7 +761,9 @@ async fn a_revision_sends_the_run_back_with_feedback(b: Backend) {
     assert_eq!((back.settled_amount, back.refunded), (0, 0));
     let seen = requester.task(&id).await.unwrap();
     assert_eq!(seen.status, "in_progress");
-    assert!(seen.delivered_at.is_none() && seen.auto_accept_at.is_none());
+    assert!(seen.auto_accept_at.is_none(), "nothing to auto-accept until it is delivered again");
+    assert!(seen.delivered_at.is_some(), "the first delivery's time is kept");
+    assert!(seen.lease_expires_at.is_none(), "a revision has no lease: nothing expires and refunds it");
     let messages = seen.messages.clone().expect("GET /tasks/{id} has messages");
     assert_eq!(messages.len(), 1);
     assert_eq!(

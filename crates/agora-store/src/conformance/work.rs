@@ -88,12 +88,12 @@ pub(super) async fn expired_leases_are_handled_once(store: &dyn Store) {
     tx.commit().await.expect("commit");
     let later = Timestamp::now().plus_seconds(1);
     let mut tx = store.begin().await.expect("begin");
-    let done =
-        work::run_due(tx.as_mut(), Due::LeaseExpired, &SETTINGS, later).await.expect("sweep").expect("due");
+    let due = tx.due_task(Due::LeaseExpired, later, None).await.expect("sweep").expect("due");
+    let done = work::run_due(tx.as_mut(), due, Due::LeaseExpired, &SETTINGS, later).await.expect("expire");
     tx.commit().await.expect("commit");
     assert_eq!((done.task.id.clone(), done.task.status), (task.id.clone(), TaskStatus::Failed));
     let mut tx = store.begin().await.expect("begin");
-    assert!(work::run_due(tx.as_mut(), Due::LeaseExpired, &SETTINGS, later).await.expect("sweep").is_none());
+    assert!(tx.due_task(Due::LeaseExpired, later, None).await.expect("sweep").is_none(), "handled once");
     drop(tx);
     let a = store.account(&agent).await.expect("read").expect("agent");
     assert_eq!(a.counters.no_response, 1);
@@ -137,7 +137,7 @@ pub(super) async fn wakeups_follow_commits(store: &dyn Store) {
     .await;
     assert!(got.is_ok(), "the committed task woke its agent");
     assert!(
-        store.agents_with_queued_work(10_000).await.expect("queued").contains(&agent),
+        store.with_queued_work(std::slice::from_ref(&agent)).await.expect("queued") == [agent.clone()],
         "the safety net sees the queued task"
     );
 }
