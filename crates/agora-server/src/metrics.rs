@@ -24,6 +24,11 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CurrencyLabels {
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     path: String,
@@ -43,6 +48,10 @@ pub struct Metrics {
     pub inbox_waiters: Gauge,
     /// Tasks handed out by inboxes.
     pub tasks_claimed: Counter,
+    /// From a task's creation to an agent holding it.
+    pub dispatch_latency: Histogram,
+    /// Fees collected, per currency (minor units), read from the ledger at each scrape.
+    pub platform_revenue: Family<CurrencyLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -61,7 +70,19 @@ impl Default for Metrics {
         registry.register("inbox_waiters", "Agents waiting on their inbox", inbox_waiters.clone());
         let tasks_claimed = Counter::default();
         registry.register("tasks_claimed", "Tasks claimed through inboxes", tasks_claimed.clone());
-        Self { registry, requests, latency, inbox_waiters, tasks_claimed }
+        let dispatch_latency = latency_histogram();
+        registry.register(
+            "dispatch_latency_seconds",
+            "From a task's creation to an agent claiming it from its inbox",
+            dispatch_latency.clone(),
+        );
+        let platform_revenue = Family::<CurrencyLabels, Gauge>::default();
+        registry.register(
+            "platform_revenue_minor_units",
+            "Platform fees collected, per currency, from the ledger",
+            platform_revenue.clone(),
+        );
+        Self { registry, requests, latency, inbox_waiters, tasks_claimed, dispatch_latency, platform_revenue }
     }
 }
 

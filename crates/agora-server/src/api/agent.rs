@@ -115,6 +115,8 @@ async fn inbox(
         tx.commit().await?;
         if let Some(task) = claimed {
             state.metrics.tasks_claimed.inc();
+            let waited_ms = Timestamp::now().millis().saturating_sub(task.created_at.millis());
+            state.metrics.dispatch_latency.observe(waited_ms as f64 / 1000.0);
             return ok(&t::Inbox { task: Some(views::task(&task, None, None)) });
         }
         tokio::select! {

@@ -26,6 +26,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response> {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Ledger totals are read at scrape time: the ledger, not a process counter, is the truth.
+    match state.store.revenue().await {
+        Ok(totals) => {
+            for (currency, amount) in totals {
+                let labels = crate::metrics::CurrencyLabels { currency: currency.to_string() };
+                state.metrics.platform_revenue.get_or_create(&labels).set(amount);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read revenue from the ledger"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
         .into_response()
 }
