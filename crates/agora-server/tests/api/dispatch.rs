@@ -176,7 +176,7 @@ async fn fifty_agents_and_a_thousand_tasks_each_task_held_once(b: Backend) {
         created.extend(c.await.unwrap());
     }
     assert_eq!(created.len(), TASKS);
-    eventually(120, "every task to be completed", || async {
+    eventually(300, "every task to be completed", || async {
         let page =
             ann_c.send(Method::GET, "/api/v1/tasks?role=requester&status=completed&limit=1", None, &[]).await;
         (page.unwrap().json["pagination"]["total"] == TASKS).then_some(())
