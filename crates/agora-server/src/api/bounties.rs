@@ -142,7 +142,8 @@ async fn get_bounty(
 /// Claim an open bounty: the first caller gets it and its delivery clock starts; everyone
 /// after gets 409 `TASK_ALREADY_CLAIMED`; the poster gets 403 `CANNOT_CLAIM_OWN_TASK`.
 #[utoipa::path(post, path = "/bounties/{id}/claim", tag = "bounties",
-    params(("id" = String, Path, description = "Task id (`tsk_…`)")),
+    params(("id" = String, Path, description = "Task id (`tsk_…`)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
     responses(
         (status = 200, description = "The claimed bounty, with its `deadline_at`", body = Envelope<t::Task>),
         (status = 403, description = "`CANNOT_CLAIM_OWN_TASK`", body = ErrorEnvelope),
@@ -152,6 +153,7 @@ async fn get_bounty(
 async fn claim_bounty(
     State(state): State<AppState>,
     caller: Caller,
+    idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
     // A claimed bounty is no longer visible to outsiders, yet the losers of a race must get
@@ -178,8 +180,7 @@ async fn claim_bounty(
         Timestamp::now(),
     )
     .await?;
-    tx.commit().await?;
-    ok(&views::task(&done.task, None, None))
+    idem.commit(&state, tx, StatusCode::OK, &views::task(&done.task, None, None)).await
 }
 
 /// The poster cancels an unclaimed bounty (refunded), or takes back an overdue claim (the
