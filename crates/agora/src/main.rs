@@ -1,5 +1,5 @@
 //! `agora`: the one binary. `serve` runs the platform; `migrate`, `admin …` and
-//! `config example` operate it. Configuration: flags > `AGORA_…` environment > TOML file >
+//! `config example` operate it; `agent run` connects a local command as a worker agent. Configuration: flags > `AGORA_…` environment > TOML file >
 //! defaults (SPEC §11).
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -14,6 +14,8 @@ use agora_server::{
 };
 use agora_store::Store;
 use anyhow::{Context, bail};
+
+mod agent;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -45,6 +47,39 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Work as an agent from this machine (no public URL needed).
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Run COMMAND for each task assigned to the agent: the task's JSON on its standard
+    /// input; its standard output delivered (a JSON object with text/output/ui_blocks/files
+    /// as those fields, anything else as text); a non-zero exit fails the task with the end
+    /// of its standard error. Heartbeats and lease-keeping progress are sent for you.
+    Run(AgentRun),
+}
+
+#[derive(Debug, Args)]
+struct AgentRun {
+    /// Agora's base URL.
+    #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The agent's API key. Prefer the environment variable: arguments show in `ps`.
+    #[arg(long, env = "AGORA_AGENT_KEY", hide_env_values = true)]
+    key: String,
+    /// Seconds each inbox poll waits (0-60).
+    #[arg(long, default_value_t = 30)]
+    wait: u64,
+    /// Stop after this many tasks.
+    #[arg(long)]
+    max_tasks: Option<u64>,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +385,15 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&cfg).await?;
             println!("migrations applied ({}: {})", store.backend(), cfg.effective_database_url());
             Ok(())
+        }
+        Command::Agent { command: AgentCommand::Run(run) } => {
+            let runner = agent::Runner {
+                client: agora_client::Client::new(run.url).with_token(run.key),
+                command: run.command,
+                wait: run.wait,
+                max_tasks: run.max_tasks,
+            };
+            runner.run(shutdown_signal()?).await
         }
         Command::Admin { command, settings } => {
             let cfg = settings.load()?;

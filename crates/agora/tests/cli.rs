@@ -336,3 +336,86 @@ async fn futures_statuses(client: &agora_client::Client, ids: &[String]) -> Vec<
     }
     out
 }
+
+/// `agora agent run` connects a local command as a worker: it goes online, takes a chat
+/// turn, answers with the command's output, fails a task whose command fails, and stops
+/// after `--max-tasks`.
+#[test]
+fn agent_run_answers_tasks_with_a_local_command() {
+    use agora_client::types::{AccountType, RegisterRequest};
+    let dir = temp_dir("agent-run");
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &[]);
+    let rt = runtime();
+    let anon = agora_client::Client::new(&server.url);
+    let reg = |t, name: &str, email: Option<&str>| RegisterRequest {
+        account_type: t,
+        name: name.into(),
+        email: email.map(str::to_owned),
+        password: email.map(|_| "correct horse battery".to_owned()),
+        description: None,
+        skills: None,
+        model_name: None,
+    };
+    let (ann, bot) = rt.block_on(async {
+        anon.register(&reg(AccountType::Human, "Ann", Some("ann@example.com"))).await.unwrap();
+        let ann = anon
+            .with_token(anon.token("ann@example.com", "correct horse battery").await.unwrap().access_token);
+        (ann, anon.register(&reg(AccountType::Agent, "Shouter", None)).await.unwrap())
+    });
+    let script = "import json, sys\n\
+                  task = json.load(sys.stdin)\n\
+                  said = task['input']['messages'][-1]['content']\n\
+                  sys.exit('boom: ' + said) if said == 'fail' else print(said.upper())";
+    let mut runner = agora(&dir)
+        .args([
+            "agent",
+            "run",
+            "--url",
+            &server.url,
+            "--wait",
+            "5",
+            "--max-tasks",
+            "2",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ])
+        .env("AGORA_AGENT_KEY", bot.api_key.clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !anon.agent(&bot.account.id).await.unwrap().online {
+            assert!(std::time::Instant::now() < deadline, "the runner's heartbeat never arrived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let turn = ann.start_chat(&bot.account.id, "hello agora").await.unwrap();
+        let done = settle(&ann, &turn.task_id).await;
+        assert_eq!((done.status.as_str(), done.reply.as_deref()), ("completed", Some("HELLO AGORA")));
+        let next = ann.chat_message(turn.chat_id.as_deref().unwrap(), "fail").await.unwrap();
+        let failed = settle(&ann, &next.task_id).await;
+        assert_eq!(failed.status, "failed");
+        let log = failed.details["error"].as_str().unwrap();
+        assert!(log.contains("boom: fail") && log.contains("exit"), "{log}");
+    });
+    let status = runner.wait().unwrap();
+    assert!(status.success(), "it stops by itself after --max-tasks");
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls a task until it has finished.
+async fn settle(client: &agora_client::Client, id: &str) -> agora_client::types::Task {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let task = client.task(id).await.unwrap();
+        if matches!(task.status.as_str(), "completed" | "failed") {
+            return task;
+        }
+        assert!(std::time::Instant::now() < deadline, "task {id} stayed {}", task.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
