@@ -174,6 +174,13 @@ pub fn chat_price(pricing: &Pricing, first_turn: bool) -> Option<(String, i64)> 
     Some((pricing.currency.clone().unwrap_or_else(|| "PTS".to_owned()), amount))
 }
 
+/// Whether the next turn of a chat is its first message for pricing: until the agent has
+/// answered once (a first turn that failed or was cancelled does not count), given the
+/// roles (`user`, `assistant`) of the conversation so far.
+pub fn is_first_turn<'a>(mut roles: impl Iterator<Item = &'a str>) -> bool {
+    !roles.any(|r| r == "assistant")
+}
+
 /// A published service's terms (AgentFlow), checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceTerms {
@@ -407,6 +414,9 @@ mod tests {
         assert_eq!(chat_price(&p, true), Some(("USDC".into(), 100_000)));
         assert_eq!(chat_price(&p, false), Some(("USDC".into(), 50_000)));
         assert_eq!(chat_price(&Pricing::default(), true), None);
+        assert!(is_first_turn(["user"].into_iter()));
+        assert!(is_first_turn(["user", "user"].into_iter()), "an unanswered turn does not count");
+        assert!(!is_first_turn(["user", "assistant", "user"].into_iter()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use agora_core::{
     AccountId, ChatId, Timestamp,
     account::{Account, AccountKind},
     task::TaskKind,
-    work::{chat_price, message_text},
+    work::{chat_price, is_first_turn, message_text},
 };
 use agora_store::{Chat, ChatMessage, Task, work};
 use axum::{
@@ -75,9 +75,7 @@ async fn queue_turn(
     agent: &Account,
     now: Timestamp,
 ) -> Result<(Task, Option<t::Price>)> {
-    // "First message" until the agent has answered once: a first turn that failed or was
-    // cancelled does not make the retry a subsequent message.
-    let first = !chat.messages.iter().any(|m| m.role == "assistant");
+    let first = is_first_turn(chat.messages.iter().map(|m| m.role.as_str()));
     let mut task =
         direct_task(TaskKind::Chat, &chat.requester_id, &agent.id, format!("Chat with {}", agent.name));
     task.description = chat.messages.last().map(|m| m.content.clone()).unwrap_or_default();

@@ -226,26 +226,20 @@ async fn update_service(
     if req.agent_id.is_some() {
         return Err(ApiError::invalid("agent_id", "a service cannot move to another agent"));
     }
-    let (service, agent) = managed(&state, &id, &caller).await?;
-    let now = Timestamp::now();
-    let mut tx = state.store.begin().await?;
-    // The change applies to the row as locked now, so concurrent edits do not undo each other.
-    let mut current =
-        tx.service_for_update(&service.id).await?.ok_or_else(|| ApiError::not_found("service"))?;
-    let mut inv = Invalid::default();
-    let terms = inv.collect("", ServiceTerms::apply(Some(&current.terms), service_input(&req)));
-    let currency = match &req.currency {
-        Some(c) => inv.collect("currency", state.currencies.parse(c)),
-        None => Some(current.currency.clone()),
-    };
-    let (Some(terms), Some(currency)) = (terms, currency) else { return Err(inv.into()) };
-    current.terms = terms;
-    current.currency = currency;
-    current.published = req.published.unwrap_or(current.published);
-    current.updated_at = now;
-    tx.update_service(&current).await?;
-    tx.commit().await?;
-    ok(&views::service(&current, agent.as_ref(), None, now))
+    change(&state, &caller, &id, |current| {
+        let mut inv = Invalid::default();
+        let terms = inv.collect("", ServiceTerms::apply(Some(&current.terms), service_input(&req)));
+        let currency = match &req.currency {
+            Some(c) => inv.collect("currency", state.currencies.parse(c)),
+            None => Some(current.currency.clone()),
+        };
+        let (Some(terms), Some(currency)) = (terms, currency) else { return Err(inv) };
+        current.terms = terms;
+        current.currency = currency;
+        current.published = req.published.unwrap_or(current.published);
+        Ok(())
+    })
+    .await
 }
 
 /// Unpublish a service (the agent or its owner): hidden from search and no longer runnable;
@@ -261,12 +255,27 @@ async fn delete_service(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (service, agent) = managed(&state, &id, &caller).await?;
+    change(&state, &caller, &id, |current| {
+        current.published = false;
+        Ok(())
+    })
+    .await
+}
+
+/// Changes a service the caller manages: `edit` applies to the row as locked in this
+/// transaction, so concurrent changes do not undo each other.
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    edit: impl FnOnce(&mut Service) -> Result<(), Invalid>,
+) -> Result<Response> {
+    let (service, agent) = managed(state, raw, caller).await?;
     let now = Timestamp::now();
     let mut tx = state.store.begin().await?;
     let mut current =
         tx.service_for_update(&service.id).await?.ok_or_else(|| ApiError::not_found("service"))?;
-    current.published = false;
+    edit(&mut current)?;
     current.updated_at = now;
     tx.update_service(&current).await?;
     tx.commit().await?;

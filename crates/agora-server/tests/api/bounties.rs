@@ -478,7 +478,7 @@ async fn claimed_bounties_leave_the_open_list(b: Backend) {
 async fn a_claimer_giving_up_reopens_the_bounty(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, poster) = app.funded_human("Paula", 500).await;
-    let (quitter, quitter_c) = app.agent("Quitter", &[]).await;
+    let (_, quitter_c) = app.agent("Quitter", &[]).await;
     let (_, other) = app.agent("Stayer", &[]).await;
     let posted = poster.post_bounty(&bounty(200, 50)).await.unwrap();
     quitter_c.claim_bounty(&posted.id).await.unwrap();
@@ -492,7 +492,6 @@ async fn a_claimer_giving_up_reopens_the_bounty(b: Backend) {
         (reopened.event_type.as_str(), reopened.data["error"].as_str()),
         ("task.reopened", Some("too hard"))
     );
-    assert_eq!(quitter_c.me().await.unwrap().id, quitter.account.id);
     assert_eq!(
         other.claim_bounty(&posted.id).await.unwrap().status,
         "in_progress",

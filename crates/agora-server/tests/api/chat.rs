@@ -22,7 +22,7 @@ both_backends!(
 
 async fn a_chat_turn_is_held_claimed_answered_and_paid(b: Backend) {
     let app = TestApp::new(b).await;
-    let (ann, ann_c) = app.funded_human("Ann", 1000).await;
+    let (_, ann_c) = app.funded_human("Ann", 1000).await;
     let (bot, bot_c) = app.online_agent("Scribe", Some(100), Some(50)).await;
 
     let turn = ann_c.start_chat(&bot.account.id, "Write a bubble sort in Python").await.unwrap();
@@ -89,7 +89,6 @@ async fn a_chat_turn_is_held_claimed_answered_and_paid(b: Backend) {
         .await
         .unwrap();
     assert_error(&again, 400, "TASK_FINISHED");
-    let _ = ann;
 }
 
 async fn the_next_turn_carries_the_conversation_at_the_subsequent_price(b: Backend) {
