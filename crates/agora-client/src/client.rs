@@ -107,6 +107,11 @@ impl Client {
         &self.base
     }
 
+    /// The token this client presents, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Sends any request; `path` is absolute from the server root (`/api/v1/me`).
     pub async fn send(
         &self,
@@ -374,5 +379,56 @@ impl Client {
 
     pub async fn cancel_bounty(&self, id: &str) -> Result<TaskResult, ClientError> {
         self.post(&format!("/api/v1/bounties/{id}/cancel"), &serde_json::json!({})).await
+    }
+
+    // Webhooks and notifications.
+
+    pub async fn create_webhook(&self, req: &WebhookRequest) -> Result<WebhookWithSecret, ClientError> {
+        self.post("/api/v1/webhooks", req).await
+    }
+
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, ClientError> {
+        self.get("/api/v1/webhooks").await
+    }
+
+    pub async fn update_webhook(&self, id: &str, req: &WebhookPatch) -> Result<Webhook, ClientError> {
+        self.patch(&format!("/api/v1/webhooks/{id}"), req).await
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, ClientError> {
+        self.delete(&format!("/api/v1/webhooks/{id}")).await
+    }
+
+    pub async fn ping_webhook(&self, id: &str) -> Result<PingResult, ClientError> {
+        self.post(&format!("/api/v1/webhooks/{id}/ping"), &Value::Null).await
+    }
+
+    pub async fn rotate_endpoint_secret(&self, id: &str) -> Result<WebhookWithSecret, ClientError> {
+        self.post(&format!("/api/v1/webhooks/{id}/rotate-secret"), &Value::Null).await
+    }
+
+    /// `query` is the query string without `?`.
+    pub async fn webhook_deliveries(
+        &self,
+        id: &str,
+        query: &str,
+    ) -> Result<Vec<WebhookDelivery>, ClientError> {
+        self.get(&format!("/api/v1/webhooks/{id}/deliveries?{query}")).await
+    }
+
+    pub async fn redeliver(&self, delivery_id: &str) -> Result<WebhookDelivery, ClientError> {
+        self.post(&format!("/api/v1/webhooks/deliveries/{delivery_id}/redeliver"), &Value::Null).await
+    }
+
+    pub async fn notifications(&self, unread_only: bool) -> Result<NotificationList, ClientError> {
+        self.get(&format!("/api/v1/notifications?unread_only={unread_only}&limit=100")).await
+    }
+
+    pub async fn mark_notification_read(&self, id: &str) -> Result<MarkedRead, ClientError> {
+        self.post(&format!("/api/v1/notifications/{id}/read"), &Value::Null).await
+    }
+
+    pub async fn mark_all_notifications_read(&self) -> Result<MarkedRead, ClientError> {
+        self.post("/api/v1/notifications/read-all", &Value::Null).await
     }
 }

@@ -818,3 +818,175 @@ pub struct BountyListQuery {
     pub page: Option<u64>,
     pub limit: Option<u64>,
 }
+
+/// `POST /webhooks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// `https://…` (plain `http` and private addresses only where the operator allows them).
+    pub url: String,
+    /// Event types (`task.completed`), nouns (`task.*`) or `*` for everything; default `*`.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default true.
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// `PATCH /webhooks/{id}`: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Turning an endpoint off fails its pending deliveries; turning it on clears the
+    /// reason the system disabled it for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+/// A webhook endpoint (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub active: bool,
+    /// Why the system turned it off (410 Gone, failing for days).
+    pub disabled_reason: Option<String>,
+    /// Deliveries have failed without a success since then.
+    pub failing_since: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A new endpoint, or a rotated secret, with the secret shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_…`: verify deliveries with it (Standard Webhooks). Shown this once.
+    pub secret: String,
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryAttempt {
+    pub attempt: i64,
+    pub at: String,
+    /// The receiver's HTTP status; none when no response came (timeout, refused address…).
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+/// One event's delivery to an endpoint. Its `id` is the `webhook-id` header, the same on
+/// every retry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub webhook_id: Option<String>,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    /// When the next attempt is due (pending deliveries).
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    pub attempt_log: Vec<DeliveryAttempt>,
+}
+
+/// `GET /webhooks/{id}/deliveries`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryListQuery {
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// What a test ping found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PingResult {
+    /// True when the endpoint answered 2xx.
+    pub delivered: bool,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+/// An in-app notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Notification {
+    pub id: String,
+    /// The event type it comes from, e.g. `task.delivered`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    /// An API path about the subject.
+    pub link: Option<String>,
+    pub read: bool,
+    pub created_at: String,
+}
+
+/// `GET /notifications`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NotificationList {
+    pub items: Vec<Notification>,
+    pub unread_count: u64,
+}
+
+/// `GET /notifications` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    pub unread_only: Option<bool>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// `POST /notifications/read-all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MarkedRead {
+    pub marked: u64,
+}
+
+/// One event of the live stream (`data:` of a Server-Sent Event; its `id:` is `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StreamEvent {
+    /// Position in the event log; resume after it with `Last-Event-ID`.
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Value,
+}

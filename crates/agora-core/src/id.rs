@@ -84,6 +84,18 @@ prefixed_id!(
     /// A message on a task, between its requester and its assignee.
     MessageId, "msg"
 );
+prefixed_id!(
+    /// A webhook endpoint an account registered.
+    WebhookId, "wh"
+);
+prefixed_id!(
+    /// One event's delivery to one endpoint (its `webhook-id`, stable across retries).
+    DeliveryId, "dlv"
+);
+prefixed_id!(
+    /// An in-app notification.
+    NotificationId, "ntf"
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,11 +12,12 @@ pub mod schema;
 pub mod task;
 pub mod time;
 pub mod validation;
+pub mod webhook;
 pub mod work;
 
 pub use id::{
-    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, QuotaMovementId, ServiceId,
-    SessionId, TaskId,
+    AccountId, ApiKeyId, ChatId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
+    QuotaMovementId, ServiceId, SessionId, TaskId, WebhookId,
 };
 pub use time::Timestamp;
 pub use validation::{FieldError, Invalid};

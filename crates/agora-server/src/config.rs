@@ -43,6 +43,14 @@ pub struct Config {
     /// How often background workers look for leases that ran out and deliveries due for
     /// auto-accept, in milliseconds.
     pub worker_interval_ms: u64,
+    /// Allow `http` and private, loopback or link-local webhook targets (tests, private
+    /// networks). Off, webhook URLs must be `https` and reach public addresses only.
+    pub allow_private_webhooks: bool,
+    /// Delays between webhook delivery attempts, e.g. `5s,5m,30m,2h,5h,10h,10h`.
+    pub webhook_retry_schedule: String,
+    /// A webhook endpoint failing without a success for this many hours is disabled and
+    /// its owner notified (fractions allowed).
+    pub webhook_disable_after_hours: f64,
 }
 
 impl Default for Config {
@@ -64,6 +72,9 @@ impl Default for Config {
             lease_seconds: 300,
             auto_accept_hours: 72.0,
             worker_interval_ms: 1000,
+            allow_private_webhooks: false,
+            webhook_retry_schedule: agora_core::webhook::DEFAULT_RETRY_SCHEDULE.to_owned(),
+            webhook_disable_after_hours: 120.0,
         }
     }
 }
@@ -93,7 +104,24 @@ impl Config {
         if !(10..=60_000).contains(&self.worker_interval_ms) {
             return Err("worker_interval_ms must be 10-60000".to_owned());
         }
+        self.webhook_retry_schedule
+            .parse::<agora_core::webhook::RetrySchedule>()
+            .map_err(|e| format!("webhook_retry_schedule: {e}"))?;
+        if !(self.webhook_disable_after_hours.is_finite()
+            && (0.0..=8760.0).contains(&self.webhook_disable_after_hours))
+        {
+            return Err("webhook_disable_after_hours must be 0-8760".to_owned());
+        }
         self.currency_table().map(|_| ())
+    }
+
+    /// How webhook deliveries are retried and when an endpoint is given up on.
+    pub fn webhook_policy(&self) -> agora_store::webhooks::Policy {
+        agora_store::webhooks::Policy {
+            // Validated at start; an embedder that skipped validation gets the default.
+            schedule: self.webhook_retry_schedule.parse().unwrap_or_default(),
+            disable_after_ms: (self.webhook_disable_after_hours * 3_600_000.0) as i64,
+        }
     }
 
     /// The built-in currencies with the configured ones added.
@@ -254,6 +282,18 @@ auto_accept_hours = 72.0
 # milliseconds (AGORA_WORKER_INTERVAL_MS).
 worker_interval_ms = 1000
 
+# Allow http and private/loopback/link-local webhook targets: tests and private networks
+# only (AGORA_ALLOW_PRIVATE_WEBHOOKS).
+allow_private_webhooks = false
+
+# Delays between webhook delivery attempts: units ms, s, m, h, d; n delays = n + 1
+# attempts (AGORA_WEBHOOK_RETRY_SCHEDULE).
+webhook_retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
+
+# An endpoint failing without a success for this many hours is disabled and its owner
+# notified (AGORA_WEBHOOK_DISABLE_AFTER_HOURS).
+webhook_disable_after_hours = 120.0
+
 # Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day. This table replaces
 # the defaults, so list every limit you want.
 [rate_limits]
@@ -290,6 +330,9 @@ mod tests {
         assert_eq!(parsed.lease_seconds, d.lease_seconds);
         assert_eq!(parsed.auto_accept_hours, d.auto_accept_hours);
         assert_eq!(parsed.worker_interval_ms, d.worker_interval_ms);
+        assert_eq!(parsed.allow_private_webhooks, d.allow_private_webhooks);
+        assert_eq!(parsed.webhook_retry_schedule, d.webhook_retry_schedule);
+        assert_eq!(parsed.webhook_disable_after_hours, d.webhook_disable_after_hours);
     }
 
     #[test]
@@ -300,6 +343,8 @@ mod tests {
         let table = extra.currency_table().unwrap();
         assert_eq!(table.exponent(&table.parse("EUR").unwrap()), Some(2));
         let bad = Config { currencies: BTreeMap::from([("eur".into(), 2)]), ..Config::default() };
+        assert!(bad.validate().is_err());
+        let bad = Config { webhook_retry_schedule: "5 minutes".into(), ..Config::default() };
         assert!(bad.validate().is_err());
     }
 

@@ -88,6 +88,7 @@ impl Dispatcher {
             tokio::select! {
                 w = wakeups.recv() => match w {
                     Ok(Wakeup::Agent(agent)) => self.wake(&agent),
+                    Ok(Wakeup::Events) => {}
                     // Wake-ups may have been lost: ask the database which waiting agents have
                     // work, rather than sending every waiter to claim at once.
                     Ok(Wakeup::All) | Err(RecvError::Lagged(_)) => self.safety_net(store.as_ref()).await,

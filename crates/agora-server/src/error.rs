@@ -43,6 +43,8 @@ pub mod code {
     pub const CLAIM_NOT_OVERDUE: &str = "CLAIM_NOT_OVERDUE";
     pub const CLAIM_HAS_DELIVERY: &str = "CLAIM_HAS_DELIVERY";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
+    pub const WEBHOOK_URL_NOT_ALLOWED: &str = "WEBHOOK_URL_NOT_ALLOWED";
+    pub const WEBHOOK_DISABLED: &str = "WEBHOOK_DISABLED";
 }
 
 #[derive(Debug)]
@@ -194,6 +196,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::BAD_REQUEST,
                 code::CLAIM_HAS_DELIVERY,
                 "work was delivered on this claim; accept it or ask for a revision",
+            ),
+            StoreError::Refused(Refusal::EndpointDisabled) => Self::new(
+                StatusCode::CONFLICT,
+                code::WEBHOOK_DISABLED,
+                "the webhook endpoint is disabled; enable it (PATCH active: true) before redelivering",
             ),
             StoreError::Refused(Refusal::Invalid(inv)) => inv.into(),
             StoreError::NotFound => Self::not_found("resource"),

@@ -9,9 +9,11 @@ pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod webhooks;
 pub mod workers;
 
 use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
@@ -52,6 +54,12 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Where inbox long-polls wait for work.
     pub dispatcher: Arc<dispatch::Dispatcher>,
+    /// Committed events, broadcast to this replica's live streams.
+    pub live: live::Feed,
+    /// Signs and posts webhook deliveries; `None` if its HTTP client could not start.
+    pub webhook_sender: Option<Arc<webhooks::Sender>>,
+    /// Tells this replica's webhook sender that deliveries are due now.
+    pub webhook_kick: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -65,7 +73,23 @@ impl AppState {
         });
         let metrics = metrics::Metrics::default();
         let dispatcher = Arc::new(dispatch::Dispatcher::new(metrics.inbox_waiters.clone()));
-        Self(Arc::new(Shared { store, config, currencies, limits, metrics, dispatcher }))
+        let webhook_sender = webhooks::Sender::new(config.allow_private_webhooks)
+            .inspect_err(
+                |e| tracing::error!(error = %e, "webhook client cannot start; webhooks will not be sent"),
+            )
+            .ok()
+            .map(Arc::new);
+        Self(Arc::new(Shared {
+            store,
+            config,
+            currencies,
+            limits,
+            metrics,
+            dispatcher,
+            live: live::Feed::default(),
+            webhook_sender,
+            webhook_kick: Arc::default(),
+        }))
     }
 }
 

@@ -29,6 +29,11 @@ pub struct CurrencyLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     path: String,
@@ -52,6 +57,10 @@ pub struct Metrics {
     pub dispatch_latency: Histogram,
     /// Fees collected, per currency (minor units), read from the ledger at each scrape.
     pub platform_revenue: Family<CurrencyLabels, Gauge>,
+    /// Webhook attempts by outcome: delivered, retrying, failed.
+    pub webhook_attempts: Family<OutcomeLabels, Counter>,
+    /// Deliveries waiting to be made, read from the database at each scrape.
+    pub webhook_backlog: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,7 +91,29 @@ impl Default for Metrics {
             "Platform fees collected, per currency, from the ledger",
             platform_revenue.clone(),
         );
-        Self { registry, requests, latency, inbox_waiters, tasks_claimed, dispatch_latency, platform_revenue }
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome",
+            webhook_attempts.clone(),
+        );
+        let webhook_backlog = Gauge::default();
+        registry.register(
+            "webhook_backlog",
+            "Webhook deliveries waiting to be made",
+            webhook_backlog.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            inbox_waiters,
+            tasks_claimed,
+            dispatch_latency,
+            platform_revenue,
+            webhook_attempts,
+            webhook_backlog,
+        }
     }
 }
 

@@ -56,10 +56,14 @@ pub async fn drain(state: &AppState, due: Due) -> agora_store::Result<usize> {
     }
 }
 
-/// Starts the dispatcher and the workers; they stop when the dispatcher shuts down.
+/// Starts the dispatcher, the workers, the live feed and the webhook workers; they stop
+/// when the dispatcher shuts down.
 pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![
+    let mut all = vec![
         tokio::spawn(Arc::clone(&state.dispatcher).run(state.store.clone())),
         tokio::spawn(run(state.clone())),
-    ]
+        tokio::spawn(crate::live::run(state.clone())),
+    ];
+    all.extend(crate::webhooks::spawn(state));
+    all
 }

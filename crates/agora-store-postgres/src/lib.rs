@@ -56,19 +56,29 @@ async fn before_commit(
     waker: &Waker,
     tx: &mut sqlx::Transaction<'static, Db>,
     wakes: &[AccountId],
+    events: bool,
 ) -> Result<()> {
-    for agent in wakes {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&*waker.0)
-            .bind(agent.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(shared::db_err(None))?;
+    let mut payloads: Vec<&str> = wakes.iter().map(AccountId::as_str).collect();
+    if events {
+        payloads.push(EVENTS_PAYLOAD);
     }
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+        .bind(&*waker.0)
+        .bind(&payloads)
+        .execute(&mut **tx)
+        .await
+        .map_err(shared::db_err(None))?;
     Ok(())
 }
 
-fn after_commit(_: &Waker, _: Vec<AccountId>) {}
+/// The notification payload that announces committed events (account ids never start
+/// with `*`).
+const EVENTS_PAYLOAD: &str = "*events";
+
+fn after_commit(_: &Waker, _: Vec<AccountId>, _: bool) {}
 
 fn subscribe(store: &PgStore) -> broadcast::Receiver<Wakeup> {
     let rx = store.hub.subscribe();
@@ -103,6 +113,7 @@ async fn listen(pool: sqlx::PgPool, channel: Arc<str>, hub: WakeHub) {
         hub.publish(Wakeup::All);
         loop {
             match listener.try_recv().await {
+                Ok(Some(n)) if n.payload() == EVENTS_PAYLOAD => hub.publish(Wakeup::Events),
                 Ok(Some(n)) => hub.publish(Wakeup::Agent(AccountId::from_trusted(n.payload().to_owned()))),
                 Ok(None) => hub.publish(Wakeup::All),
                 Err(sqlx::Error::PoolClosed) => return,

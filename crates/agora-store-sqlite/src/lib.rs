@@ -41,13 +41,21 @@ fn waker(store: &SqliteStore) -> Waker {
     Waker(store.hub.clone())
 }
 
-async fn before_commit(_: &Waker, _: &mut sqlx::Transaction<'static, Db>, _: &[AccountId]) -> Result<()> {
+async fn before_commit(
+    _: &Waker,
+    _: &mut sqlx::Transaction<'static, Db>,
+    _: &[AccountId],
+    _: bool,
+) -> Result<()> {
     Ok(())
 }
 
-fn after_commit(waker: &Waker, wakes: Vec<AccountId>) {
+fn after_commit(waker: &Waker, wakes: Vec<AccountId>, events: bool) {
     for agent in wakes {
         waker.0.publish(Wakeup::Agent(agent));
+    }
+    if events {
+        waker.0.publish(Wakeup::Events);
     }
 }
 

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 
 use agora_core::{
-    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, QuotaMovementId, ServiceId,
-    SessionId, TaskId, Timestamp,
+    AccountId, ApiKeyId, ChatId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
+    QuotaMovementId, ServiceId, SessionId, TaskId, Timestamp, WebhookId,
     account::{Account, AccountKind, Counters, Email, Pricing, Profile, Role},
     ledger::{Bucket, LedgerAccount, Posting, TxKind},
     money::Currency,
@@ -25,10 +25,11 @@ use agora_core::{
     work::ServiceTerms,
 };
 use agora_store::{
-    AgentQuery, AgentSort, ApiKeyRecord, Balance, Chat, Conflict, Credential, Due, Event, Hold,
-    IdempotencyRecord, LedgerAudit, NewAccount, NewApiKey, NewEvent, NewLedgerTx, NewSession, Outcome, Page,
-    Principal, QuotaBucket, QuotaState, Reference, Refusal, Result, Service, ServiceQuery, ServiceSort,
-    StatementLine, Store, StoreError, Task, TaskMessage, TaskQuery, Tx, Wakeup,
+    AgentQuery, AgentSort, ApiKeyRecord, Balance, Chat, Conflict, Credential, DeliveryAttempt, DeliveryJob,
+    DeliveryStatus, Due, Event, Hold, IdempotencyRecord, LedgerAudit, NewAccount, NewApiKey, NewEvent,
+    NewLedgerTx, NewSession, Notification, Outcome, Page, Principal, QuotaBucket, QuotaState, Reference,
+    Refusal, Result, Service, ServiceQuery, ServiceSort, StatementLine, Store, StoreError, Task, TaskMessage,
+    TaskQuery, Tx, Wakeup, WebhookDelivery, WebhookEndpoint,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -64,7 +65,7 @@ macro_rules! task_cols {
     () => {
         "id, kind, status, requester_id, assignee_id, title, description, input, output, details, progress, \
          price, currency, hold_id, chat_id, service_id, lease_expires_at, deadline_at, delivered_at, \
-         auto_accept_at, created_at, updated_at"
+         auto_accept_at, created_at, updated_at, webhook_url"
     };
 }
 
@@ -79,6 +80,26 @@ macro_rules! service_cols {
         "s.id, s.agent_id, s.name, s.version, s.short_description, s.description, s.price, s.currency, \
          s.input_schema, s.output_schema, s.published, s.paid_count, s.favorite_count, s.total_revenue, \
          s.created_at, s.updated_at"
+    };
+}
+
+macro_rules! endpoint_cols {
+    () => {
+        "id, account_id, url, description, event_types, secret, active, disabled_reason, failing_since, \
+         created_at, updated_at"
+    };
+}
+
+macro_rules! delivery_cols {
+    () => {
+        "id, endpoint_id, account_id, url, event_seq, event_type, task_id, status, attempts, round_attempts, \
+         next_attempt_at, last_status_code, last_error, last_attempt_at, delivered_at, created_at, event_id"
+    };
+}
+
+macro_rules! notification_cols {
+    () => {
+        "id, account_id, event_seq, type, title, message, link, read_at, created_at"
     };
 }
 
@@ -288,6 +309,109 @@ fn marks(n: usize) -> String {
 
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// `($1, …, $cols), ($cols+1, …), …`: the VALUES of a multi-row insert.
+fn row_marks(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows per multi-row insert: well under either backend's limit on bound parameters.
+const INSERT_CHUNK: usize = 200;
+
+fn limit_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Events after `after` with their audiences (one row per event and member).
+async fn events_with_audience(
+    conn: &mut Conn,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(Event, Vec<AccountId>)>> {
+    let rows = sqlx::query(
+        "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at, \
+                a.account_id AS audience \
+         FROM (SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) p \
+         JOIN events e ON e.seq = p.seq LEFT JOIN event_audience a ON a.seq = e.seq \
+         ORDER BY e.seq, a.account_id",
+    )
+    .bind(after)
+    .bind(limit_of(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(err)?;
+    let mut out: Vec<(Event, Vec<AccountId>)> = Vec::new();
+    for r in &rows {
+        let seq: i64 = r.try_get("seq").map_err(err)?;
+        if out.last().is_none_or(|(e, _)| e.seq != seq) {
+            out.push((event_from_row(r)?, Vec::new()));
+        }
+        if let (Some(member), Some((_, audience))) =
+            (r.try_get::<Option<String>, _>("audience").map_err(err)?, out.last_mut())
+        {
+            audience.push(AccountId::from_trusted(member));
+        }
+    }
+    Ok(out)
+}
+
+fn endpoint_from_row(r: &DbRow) -> Result<WebhookEndpoint> {
+    Ok(WebhookEndpoint {
+        id: WebhookId::from_trusted(r.try_get("id").map_err(err)?),
+        account_id: AccountId::from_trusted(r.try_get("account_id").map_err(err)?),
+        url: r.try_get("url").map_err(err)?,
+        description: r.try_get("description").map_err(err)?,
+        event_types: json_col(r, "event_types")?,
+        secret: r.try_get("secret").map_err(err)?,
+        active: r.try_get("active").map_err(err)?,
+        disabled_reason: r.try_get("disabled_reason").map_err(err)?,
+        failing_since: ts(r.try_get("failing_since").map_err(err)?),
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(err)?),
+    })
+}
+
+fn delivery_from_row(r: &DbRow) -> Result<WebhookDelivery> {
+    let status: String = r.try_get("status").map_err(err)?;
+    Ok(WebhookDelivery {
+        id: DeliveryId::from_trusted(r.try_get("id").map_err(err)?),
+        endpoint_id: r.try_get::<Option<String>, _>("endpoint_id").map_err(err)?.map(WebhookId::from_trusted),
+        account_id: AccountId::from_trusted(r.try_get("account_id").map_err(err)?),
+        url: r.try_get("url").map_err(err)?,
+        event_seq: r.try_get("event_seq").map_err(err)?,
+        event_type: r.try_get("event_type").map_err(err)?,
+        task_id: r.try_get("task_id").map_err(err)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
+        attempts: r.try_get("attempts").map_err(err)?,
+        round_attempts: r.try_get("round_attempts").map_err(err)?,
+        next_attempt_at: Timestamp::from_millis(r.try_get("next_attempt_at").map_err(err)?),
+        last_status_code: r.try_get("last_status_code").map_err(err)?,
+        last_error: r.try_get("last_error").map_err(err)?,
+        last_attempt_at: ts(r.try_get("last_attempt_at").map_err(err)?),
+        delivered_at: ts(r.try_get("delivered_at").map_err(err)?),
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+        event_id: EventId::from_trusted(r.try_get("event_id").map_err(err)?),
+    })
+}
+
+fn notification_from_row(r: &DbRow) -> Result<Notification> {
+    Ok(Notification {
+        id: NotificationId::from_trusted(r.try_get("id").map_err(err)?),
+        account_id: AccountId::from_trusted(r.try_get("account_id").map_err(err)?),
+        event_seq: r.try_get("event_seq").map_err(err)?,
+        kind: r.try_get("type").map_err(err)?,
+        title: r.try_get("title").map_err(err)?,
+        message: r.try_get("message").map_err(err)?,
+        link: r.try_get("link").map_err(err)?,
+        read_at: ts(r.try_get("read_at").map_err(err)?),
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(err)?),
+    })
 }
 
 #[async_trait]
@@ -667,6 +791,164 @@ impl Store for BackendStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn events_with_audience_after(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(Event, Vec<AccountId>)>> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        events_with_audience(&mut conn, after, limit).await
+    }
+
+    async fn account_events_after(&self, account: &AccountId, after: i64, limit: u64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at \
+             FROM event_audience a JOIN events e ON e.seq = a.seq \
+             WHERE a.account_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
+        )
+        .bind(account.as_str())
+        .bind(after)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn last_event_seq(&self) -> Result<i64> {
+        sqlx::query("SELECT last_seq FROM event_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get("last_seq"))
+            .map_err(err)
+    }
+
+    async fn webhook_endpoints(&self, account: &AccountId) -> Result<Vec<WebhookEndpoint>> {
+        let sql = concat!(
+            "SELECT ",
+            endpoint_cols!(),
+            " FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).bind(account.as_str()).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    async fn webhook_endpoint(&self, id: &WebhookId) -> Result<Option<WebhookEndpoint>> {
+        let sql = concat!("SELECT ", endpoint_cols!(), " FROM webhook_endpoints WHERE id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    async fn deliveries(
+        &self,
+        endpoint: &WebhookId,
+        status: Option<DeliveryStatus>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<WebhookDelivery>> {
+        let filter = "endpoint_id = $1 AND ($2 IS NULL OR status = $2)";
+        let status = status.map(DeliveryStatus::as_str);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM webhook_deliveries WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
+            delivery_cols!()
+        )))
+        .bind(endpoint.as_str())
+        .bind(status)
+        .bind(limit_of(limit))
+        .bind(limit_of(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE {filter}"
+        )))
+        .bind(endpoint.as_str())
+        .bind(status)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(err)?;
+        Ok(Page { items: rows.iter().map(delivery_from_row).collect::<Result<_>>()?, total: count(total) })
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<WebhookDelivery>> {
+        let sql = concat!("SELECT ", delivery_cols!(), " FROM webhook_deliveries WHERE id = $1");
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn delivery_attempts(&self, ids: &[DeliveryId]) -> Result<Vec<DeliveryAttempt>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT delivery_id, attempt, at, status_code, duration_ms, error FROM webhook_attempts \
+             WHERE delivery_id IN ({}) ORDER BY delivery_id, attempt",
+            marks(ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryAttempt {
+                    delivery_id: DeliveryId::from_trusted(r.try_get("delivery_id").map_err(err)?),
+                    attempt: r.try_get("attempt").map_err(err)?,
+                    at: Timestamp::from_millis(r.try_get("at").map_err(err)?),
+                    status_code: r.try_get("status_code").map_err(err)?,
+                    duration_ms: r.try_get("duration_ms").map_err(err)?,
+                    error: r.try_get("error").map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_deliveries(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(err)?;
+        Ok(count(n))
+    }
+
+    async fn notifications(
+        &self,
+        account: &AccountId,
+        unread_only: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Page<Notification>, u64)> {
+        let filter = if unread_only { "account_id = $1 AND read_at IS NULL" } else { "account_id = $1" };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM notifications WHERE {filter} ORDER BY event_seq DESC, id DESC LIMIT $2 OFFSET $3",
+            notification_cols!()
+        )))
+        .bind(account.as_str())
+        .bind(limit_of(limit))
+        .bind(limit_of(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(read_at) AS read FROM notifications WHERE account_id = $1",
+        )
+        .bind(account.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        let total: i64 = row.try_get("total").map_err(err)?;
+        let read: i64 = row.try_get("read").map_err(err)?;
+        let unread = count(total - read);
+        let listed = if unread_only { unread } else { count(total) };
+        Ok((
+            Page { items: rows.iter().map(notification_from_row).collect::<Result<_>>()?, total: listed },
+            unread,
+        ))
+    }
+
     fn wakeups(&self) -> broadcast::Receiver<Wakeup> {
         super::subscribe(self)
     }
@@ -903,6 +1185,7 @@ fn task_from_row(r: &DbRow) -> Result<Task> {
         hold_id: id_of("hold_id")?.map(HoldId::from_trusted),
         chat_id: id_of("chat_id")?.map(ChatId::from_trusted),
         service_id: id_of("service_id")?.map(ServiceId::from_trusted),
+        webhook_url: id_of("webhook_url")?,
         lease_expires_at: ts(r.try_get("lease_expires_at").map_err(err)?),
         deadline_at: ts(r.try_get("deadline_at").map_err(err)?),
         delivered_at: ts(r.try_get("delivered_at").map_err(err)?),
@@ -973,11 +1256,12 @@ pub(crate) struct SqlTx {
 #[async_trait]
 impl Tx for SqlTx {
     async fn commit(mut self: Box<Self>) -> Result<()> {
+        let events = !self.events.is_empty();
         self.flush_events().await?;
-        super::before_commit(&self.waker, &mut self.tx, &self.wakes).await?;
+        super::before_commit(&self.waker, &mut self.tx, &self.wakes, events).await?;
         let Self { tx, wakes, waker, .. } = *self;
         tx.commit().await.map_err(err)?;
-        super::after_commit(&waker, wakes);
+        super::after_commit(&waker, wakes, events);
         Ok(())
     }
 
@@ -1424,6 +1708,388 @@ impl Tx for SqlTx {
         Ok(())
     }
 
+    async fn lock_cursor(&mut self, name: &str) -> Result<Option<i64>> {
+        let sql = format!("SELECT position FROM event_cursors WHERE name = $1{SKIP_LOCKED}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        row.map(|r| r.try_get("position").map_err(err)).transpose()
+    }
+
+    async fn set_cursor(&mut self, name: &str, position: i64) -> Result<()> {
+        sqlx::query("UPDATE event_cursors SET position = $2 WHERE name = $1")
+            .bind(name)
+            .bind(position)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn events_with_audience_after(
+        &mut self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(Event, Vec<AccountId>)>> {
+        events_with_audience(&mut self.tx, after, limit).await
+    }
+
+    async fn active_endpoints(&mut self, accounts: &[AccountId]) -> Result<Vec<WebhookEndpoint>> {
+        let mut out = Vec::new();
+        for chunk in accounts.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "SELECT {} FROM webhook_endpoints WHERE active AND account_id IN ({})",
+                endpoint_cols!(),
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q.bind(a.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await.map_err(err)? {
+                out.push(endpoint_from_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn task_webhook_urls(&mut self, tasks: &[String]) -> Result<Vec<(String, AccountId, String)>> {
+        let mut out = Vec::new();
+        for chunk in tasks.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "SELECT id, requester_id, webhook_url FROM tasks WHERE webhook_url IS NOT NULL AND id IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for t in chunk {
+                q = q.bind(t.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await.map_err(err)? {
+                out.push((
+                    r.try_get("id").map_err(err)?,
+                    AccountId::from_trusted(r.try_get("requester_id").map_err(err)?),
+                    r.try_get("webhook_url").map_err(err)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        for chunk in deliveries.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO webhook_deliveries ({}) VALUES {}",
+                delivery_cols!(),
+                row_marks(chunk.len(), 17)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(d.id.as_str())
+                    .bind(d.endpoint_id.as_ref().map(WebhookId::as_str))
+                    .bind(d.account_id.as_str())
+                    .bind(d.url.as_deref())
+                    .bind(d.event_seq)
+                    .bind(&d.event_type)
+                    .bind(d.task_id.as_deref())
+                    .bind(d.status.as_str())
+                    .bind(d.attempts)
+                    .bind(d.round_attempts)
+                    .bind(d.next_attempt_at.millis())
+                    .bind(d.last_status_code)
+                    .bind(d.last_error.as_deref())
+                    .bind(d.last_attempt_at.map(Timestamp::millis))
+                    .bind(d.delivered_at.map(Timestamp::millis))
+                    .bind(d.created_at.millis())
+                    .bind(d.event_id.as_str());
+            }
+            q.execute(&mut *self.tx).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_notifications(&mut self, notifications: &[Notification]) -> Result<()> {
+        for chunk in notifications.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO notifications ({}) VALUES {}",
+                notification_cols!(),
+                row_marks(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                q = q
+                    .bind(n.id.as_str())
+                    .bind(n.account_id.as_str())
+                    .bind(n.event_seq)
+                    .bind(&n.kind)
+                    .bind(&n.title)
+                    .bind(&n.message)
+                    .bind(n.link.as_deref())
+                    .bind(n.read_at.map(Timestamp::millis))
+                    .bind(n.created_at.millis());
+            }
+            q.execute(&mut *self.tx).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_webhook_endpoint(&mut self, w: &WebhookEndpoint) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO webhook_endpoints (",
+            endpoint_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(w.id.as_str())
+        .bind(w.account_id.as_str())
+        .bind(&w.url)
+        .bind(&w.description)
+        .bind(to_json(&w.event_types)?)
+        .bind(&w.secret)
+        .bind(w.active)
+        .bind(w.disabled_reason.as_deref())
+        .bind(w.failing_since.map(Timestamp::millis))
+        .bind(w.created_at.millis())
+        .bind(w.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn webhook_endpoint_for_update(&mut self, id: &WebhookId) -> Result<Option<WebhookEndpoint>> {
+        let row = locked_row(&mut self.tx, endpoint_cols!(), "webhook_endpoints", id.as_str()).await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    async fn update_webhook_endpoint(&mut self, w: &WebhookEndpoint) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, secret = $5, active = $6, \
+             disabled_reason = $7, failing_since = $8, updated_at = $9 WHERE id = $1",
+        )
+        .bind(w.id.as_str())
+        .bind(&w.url)
+        .bind(&w.description)
+        .bind(to_json(&w.event_types)?)
+        .bind(&w.secret)
+        .bind(w.active)
+        .bind(w.disabled_reason.as_deref())
+        .bind(w.failing_since.map(Timestamp::millis))
+        .bind(w.updated_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn delete_webhook_endpoint(&mut self, id: &WebhookId) -> Result<()> {
+        for sql in [
+            "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)",
+            "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
+            "DELETE FROM webhook_endpoints WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id.as_str()).execute(&mut *self.tx).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn fail_pending_deliveries(
+        &mut self,
+        endpoint: &WebhookId,
+        reason: &str,
+        _now: Timestamp,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, claim_token = NULL \
+             WHERE endpoint_id = $1 AND status = 'pending'",
+        )
+        .bind(endpoint.as_str())
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        token: &str,
+        limit: u64,
+    ) -> Result<Vec<DeliveryJob>> {
+        let sql = format!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1, claim_token = $2 WHERE id IN ( \
+             SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+             ORDER BY next_attempt_at LIMIT $4{SKIP_LOCKED}) RETURNING {}",
+            delivery_cols!()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_until.millis())
+            .bind(token)
+            .bind(now.millis())
+            .bind(limit_of(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(err)?;
+        let deliveries = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // What each needs: its event, and where and how to send it.
+        let seqs: Vec<i64> = deliveries.iter().map(|d| d.event_seq).collect();
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM events WHERE seq IN ({})",
+            event_cols!(),
+            marks(seqs.len())
+        )));
+        for seq in &seqs {
+            q = q.bind(seq);
+        }
+        let events: HashMap<i64, Event> = q
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| event_from_row(r).map(|e| (e.seq, e)))
+            .collect::<Result<_>>()?;
+        let mut targets: HashMap<String, (String, String)> = HashMap::new();
+        let endpoint_ids: Vec<&str> =
+            deliveries.iter().filter_map(|d| d.endpoint_id.as_ref().map(WebhookId::as_str)).collect();
+        if !endpoint_ids.is_empty() {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, url, secret, active FROM webhook_endpoints WHERE id IN ({})",
+                marks(endpoint_ids.len())
+            )));
+            for id in &endpoint_ids {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *self.tx).await.map_err(err)? {
+                // An inactive endpoint's delivery comes back without a target; the worker
+                // fails it instead of sending.
+                if r.try_get::<bool, _>("active").map_err(err)? {
+                    targets.insert(
+                        r.try_get("id").map_err(err)?,
+                        (r.try_get("url").map_err(err)?, r.try_get("secret").map_err(err)?),
+                    );
+                }
+            }
+        }
+        let owners: Vec<&str> =
+            deliveries.iter().filter(|d| d.endpoint_id.is_none()).map(|d| d.account_id.as_str()).collect();
+        let mut account_secrets: HashMap<String, String> = HashMap::new();
+        if !owners.is_empty() {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, webhook_secret FROM accounts WHERE id IN ({})",
+                marks(owners.len())
+            )));
+            for id in &owners {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *self.tx).await.map_err(err)? {
+                account_secrets
+                    .insert(r.try_get("id").map_err(err)?, r.try_get("webhook_secret").map_err(err)?);
+            }
+        }
+        let mut jobs = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let event =
+                events.get(&d.event_seq).cloned().ok_or_else(|| corrupt("delivery event", d.id.as_str()))?;
+            let (url, secret) = match &d.endpoint_id {
+                Some(e) => targets.get(e.as_str()).cloned().unwrap_or_default(),
+                None => (
+                    d.url.clone().unwrap_or_default(),
+                    account_secrets.get(d.account_id.as_str()).cloned().unwrap_or_default(),
+                ),
+            };
+            jobs.push(DeliveryJob { delivery: d, url, secret, event, claim_token: token.to_owned() });
+        }
+        Ok(jobs)
+    }
+
+    async fn finish_attempt(
+        &mut self,
+        d: &WebhookDelivery,
+        token: &str,
+        a: &DeliveryAttempt,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $3, attempts = $4, round_attempts = $5, next_attempt_at = $6, \
+             claim_token = NULL, last_status_code = $7, last_error = $8, last_attempt_at = $9, delivered_at = $10 \
+             WHERE id = $1 AND claim_token = $2",
+        )
+        .bind(d.id.as_str())
+        .bind(token)
+        .bind(d.status.as_str())
+        .bind(d.attempts)
+        .bind(d.round_attempts)
+        .bind(d.next_attempt_at.millis())
+        .bind(d.last_status_code)
+        .bind(d.last_error.as_deref())
+        .bind(d.last_attempt_at.map(Timestamp::millis))
+        .bind(d.delivered_at.map(Timestamp::millis))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, error) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.delivery_id.as_str())
+        .bind(a.attempt)
+        .bind(a.at.millis())
+        .bind(a.status_code)
+        .bind(a.duration_ms)
+        .bind(a.error.as_deref())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(true)
+    }
+
+    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2, round_attempts = 0, \
+             claim_token = NULL WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(now.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn mark_notifications_read(
+        &mut self,
+        account: &AccountId,
+        id: Option<&NotificationId>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let done = match id {
+            // One: found (and the caller's) or not; reading it twice is not an error.
+            Some(id) => sqlx::query(
+                "UPDATE notifications SET read_at = COALESCE(read_at, $3) WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(now.millis()),
+            None => {
+                sqlx::query("UPDATE notifications SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
+                    .bind(account.as_str())
+                    .bind(now.millis())
+            }
+        }
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+
     fn wake(&mut self, agent: &AccountId) {
         if !self.wakes.contains(agent) {
             self.wakes.push(agent.clone());
@@ -1458,7 +2124,7 @@ impl Tx for SqlTx {
             "INSERT INTO tasks (",
             task_cols!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, $21, $22)"
+             $20, $21, $22, $23)"
         ))
         .bind(t.id.as_str())
         .bind(t.kind.as_str())
@@ -1482,6 +2148,7 @@ impl Tx for SqlTx {
         .bind(t.auto_accept_at.map(Timestamp::millis))
         .bind(t.created_at.millis())
         .bind(t.updated_at.millis())
+        .bind(t.webhook_url.as_deref())
         .execute(&mut *self.tx)
         .await
         .map_err(err)?;

@@ -10,11 +10,12 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod money;
+pub mod webhooks;
 pub mod work;
 
 use agora_core::{
-    AccountId, ApiKeyId, ChatId, EventId, HoldId, LedgerTxId, MessageId, ServiceId, SessionId, TaskId,
-    Timestamp,
+    AccountId, ApiKeyId, ChatId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
+    ServiceId, SessionId, TaskId, Timestamp, WebhookId,
     account::{Account, AccountKind, Email, Profile, Role},
     ledger::{Bucket, Plan, TxKind},
     money::Currency,
@@ -68,6 +69,8 @@ pub enum Refusal {
     ClaimNotOverdue,
     /// A claim that has delivered work cannot be taken back; the poster reviews it.
     ClaimDelivered,
+    /// The webhook endpoint is disabled (redeliveries need it enabled first).
+    EndpointDisabled,
     /// Input that only the task can judge (a delivery against the task's output schema).
     Invalid(agora_core::Invalid),
 }
@@ -229,6 +232,119 @@ pub struct Event {
     pub created_at: Timestamp,
 }
 
+/// A webhook endpoint an account registered (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: WebhookId,
+    pub account_id: AccountId,
+    pub url: String,
+    pub description: String,
+    /// Event types, `noun.*` or `*` (see `agora_core::webhook::subscribed`).
+    pub event_types: Vec<String>,
+    /// The `whsec_…` signing secret.
+    pub secret: String,
+    pub active: bool,
+    /// Why the system turned it off (410 Gone, failing for too long).
+    pub disabled_reason: Option<String>,
+    /// Deliveries have failed without a success since this time.
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One event's delivery to one endpoint, or to a task's one-off URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: DeliveryId,
+    /// `None` for a task's one-off URL.
+    pub endpoint_id: Option<WebhookId>,
+    pub account_id: AccountId,
+    /// The one-off URL (endpoints' deliveries go to the endpoint's current URL).
+    pub url: Option<String>,
+    pub event_seq: i64,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub task_id: Option<String>,
+    pub status: DeliveryStatus,
+    /// Attempts made in all.
+    pub attempts: i64,
+    /// Attempts since the delivery was last (re)started; picks the next retry delay.
+    pub round_attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// One attempt at a delivery, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub delivery_id: DeliveryId,
+    /// 1, 2, 3… over the delivery's life.
+    pub attempt: i64,
+    pub at: Timestamp,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+/// A delivery taken by a worker, with everything sending it needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery: WebhookDelivery,
+    /// Where to send it now (the endpoint's current URL, or the task's one-off URL).
+    pub url: String,
+    /// The secret to sign with (the endpoint's, or the task requester's account secret).
+    pub secret: String,
+    pub event: Event,
+    /// Proves the worker still holds the claim when it records the outcome.
+    pub claim_token: String,
+}
+
+/// An in-app notification: one event as one recipient sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub account_id: AccountId,
+    pub event_seq: i64,
+    /// The event type it comes from.
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    /// An API path about the subject (a task, the wallet, a webhook).
+    pub link: Option<String>,
+    pub read_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
 /// A task of any kind (SPEC §4) as stored. Its status changes only through
 /// `agora_core::task::apply`, applied by [`work`].
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +367,8 @@ pub struct Task {
     pub hold_id: Option<HoldId>,
     pub chat_id: Option<ChatId>,
     pub service_id: Option<ServiceId>,
+    /// A one-off webhook URL for this task's events, signed with the requester's secret.
+    pub webhook_url: Option<String>,
     /// An `in_progress` task of a leased kind goes back to the system at this time.
     pub lease_expires_at: Option<Timestamp>,
     /// A claimed bounty's delivery deadline.
@@ -283,6 +401,7 @@ impl Task {
             hold_id: None,
             chat_id: None,
             service_id: None,
+            webhook_url: None,
             lease_expires_at: None,
             deadline_at: None,
             delivered_at: None,
@@ -409,6 +528,8 @@ pub enum Wakeup {
     Agent(AccountId),
     /// Wake-ups may have been lost (a listener reconnected): everyone looks again.
     All,
+    /// Events were committed: readers of the log (webhook fan-out, live streams) look again.
+    Events,
 }
 
 /// Where committed wake-ups are published to this process. On SQLite a transaction sends
@@ -601,6 +722,43 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` events after position `after`, in log order.
     async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<Event>>;
 
+    /// Up to `limit` events after position `after`, in log order, each with its audience.
+    async fn events_with_audience_after(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(Event, Vec<AccountId>)>>;
+    /// Up to `limit` events `account` may see after position `after`, in log order.
+    async fn account_events_after(&self, account: &AccountId, after: i64, limit: u64) -> Result<Vec<Event>>;
+    /// The position of the newest event (0 for an empty log).
+    async fn last_event_seq(&self) -> Result<i64>;
+
+    /// The account's webhook endpoints, oldest first.
+    async fn webhook_endpoints(&self, account: &AccountId) -> Result<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoint(&self, id: &WebhookId) -> Result<Option<WebhookEndpoint>>;
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        endpoint: &WebhookId,
+        status: Option<DeliveryStatus>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<WebhookDelivery>>;
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<WebhookDelivery>>;
+    /// The attempts of these deliveries, in attempt order.
+    async fn delivery_attempts(&self, ids: &[DeliveryId]) -> Result<Vec<DeliveryAttempt>>;
+    /// How many deliveries wait to be made (the webhook backlog).
+    async fn pending_deliveries(&self) -> Result<u64>;
+
+    /// The account's notifications, newest first, and how many are unread.
+    async fn notifications(
+        &self,
+        account: &AccountId,
+        unread_only: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Page<Notification>, u64)>;
+
     /// Committed wake-ups for waiting inboxes, from this and (on PostgreSQL) every replica.
     fn wakeups(&self) -> broadcast::Receiver<Wakeup>;
 
@@ -718,6 +876,68 @@ pub trait Tx: Send {
     /// every other write, and numbered then: the counter row they take is locked until
     /// commit, so positions follow commit order and are gap-free.
     async fn append_event(&mut self, event: &NewEvent) -> Result<()>;
+
+    /// The position of a projection of the event log, locked until this transaction ends;
+    /// `None` when another transaction holds it (PostgreSQL: `SKIP LOCKED`), so one replica
+    /// projects at a time and the others move on.
+    async fn lock_cursor(&mut self, name: &str) -> Result<Option<i64>>;
+    async fn set_cursor(&mut self, name: &str, position: i64) -> Result<()>;
+    /// As [`Store::events_with_audience_after`], inside this transaction.
+    async fn events_with_audience_after(
+        &mut self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(Event, Vec<AccountId>)>>;
+    /// The active endpoints of these accounts.
+    async fn active_endpoints(&mut self, accounts: &[AccountId]) -> Result<Vec<WebhookEndpoint>>;
+    /// `(task, requester, url)` for those of these tasks that have a one-off webhook URL.
+    async fn task_webhook_urls(&mut self, tasks: &[String]) -> Result<Vec<(String, AccountId, String)>>;
+    async fn insert_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> Result<()>;
+    async fn insert_notifications(&mut self, notifications: &[Notification]) -> Result<()>;
+
+    async fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
+    async fn webhook_endpoint_for_update(&mut self, id: &WebhookId) -> Result<Option<WebhookEndpoint>>;
+    /// Writes back every mutable field of an endpoint.
+    async fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// Deletes an endpoint with its delivery log.
+    async fn delete_webhook_endpoint(&mut self, id: &WebhookId) -> Result<()>;
+    /// Fails an endpoint's pending deliveries (it was disabled).
+    async fn fail_pending_deliveries(
+        &mut self,
+        endpoint: &WebhookId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    /// Takes up to `limit` pending deliveries due at `now` (skipping ones another replica
+    /// is taking), moves their next attempt to `lease_until` so nobody else takes them
+    /// meanwhile, and marks them with `token`. Deliveries of inactive endpoints are left.
+    async fn claim_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        token: &str,
+        limit: u64,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Logs an attempt and writes the delivery's new state, if the delivery still carries
+    /// `token` (a worker whose claim ran out and was taken over records nothing); `false`
+    /// otherwise.
+    async fn finish_attempt(
+        &mut self,
+        delivery: &WebhookDelivery,
+        token: &str,
+        attempt: &DeliveryAttempt,
+    ) -> Result<bool>;
+    /// Starts a delivery again: pending, due at `now`, a fresh round of retries.
+    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<()>;
+
+    /// Marks one notification (or, with `None`, all) of `account` read; how many changed.
+    async fn mark_notifications_read(
+        &mut self,
+        account: &AccountId,
+        id: Option<&NotificationId>,
+        now: Timestamp,
+    ) -> Result<u64>;
 
     /// Wakes `agent`'s waiting inbox once this transaction commits (never before, never if
     /// it rolls back).

@@ -162,6 +162,15 @@ struct Settings {
     /// milliseconds [default: 1000].
     #[arg(long, env = "AGORA_WORKER_INTERVAL_MS", global = true)]
     worker_interval_ms: Option<u64>,
+    /// Allow http and private/loopback webhook targets (tests, private networks) [default: false].
+    #[arg(long, env = "AGORA_ALLOW_PRIVATE_WEBHOOKS", global = true)]
+    allow_private_webhooks: Option<bool>,
+    /// Delays between webhook delivery attempts [default: 5s,5m,30m,2h,5h,10h,10h].
+    #[arg(long, env = "AGORA_WEBHOOK_RETRY_SCHEDULE", global = true)]
+    webhook_retry_schedule: Option<String>,
+    /// Disable a webhook endpoint failing without a success for this many hours [default: 120].
+    #[arg(long, env = "AGORA_WEBHOOK_DISABLE_AFTER_HOURS", global = true)]
+    webhook_disable_after_hours: Option<f64>,
 }
 
 impl Settings {
@@ -218,6 +227,15 @@ impl Settings {
         }
         if let Some(v) = self.worker_interval_ms {
             cfg.worker_interval_ms = v;
+        }
+        if let Some(v) = self.allow_private_webhooks {
+            cfg.allow_private_webhooks = v;
+        }
+        if let Some(v) = &self.webhook_retry_schedule {
+            cfg.webhook_retry_schedule = v.clone();
+        }
+        if let Some(v) = self.webhook_disable_after_hours {
+            cfg.webhook_disable_after_hours = v;
         }
         cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(cfg)

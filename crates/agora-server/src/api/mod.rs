@@ -6,12 +6,15 @@ mod agents;
 mod auth;
 mod bounties;
 mod chats;
+mod live;
 mod me;
+mod notifications;
 pub mod ops;
 mod services;
 mod tasks;
 pub mod views;
 mod wallet;
+mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,6 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(chats::router())
         .merge(services::router())
         .merge(bounties::router())
+        .merge(webhooks::router())
+        .merge(notifications::router())
+        .merge(live::router())
 }
 
 /// Parses a path id; a malformed id names nothing, so it is a 404 like a missing one.

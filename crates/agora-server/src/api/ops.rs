@@ -36,6 +36,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not read revenue from the ledger"),
     }
+    match state.store.pending_deliveries().await {
+        Ok(n) => {
+            state.metrics.webhook_backlog.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count pending webhook deliveries"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
         .into_response()
 }

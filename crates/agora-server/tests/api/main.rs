@@ -14,3 +14,4 @@ mod keys;
 mod money;
 mod ops;
 mod services;
+mod webhooks;

@@ -1,0 +1,141 @@
+//! The live event stream's source (SPEC §7): one reader of the event log per replica,
+//! broadcasting each committed event with its audience to this replica's streams.
+//!
+//! The log, not process memory, is the truth: the feed reads it in order (woken by the
+//! store's `Events` wake-up, which on PostgreSQL comes from every replica), and a stream
+//! that starts, resumes (`Last-Event-ID`) or falls behind the broadcast reads what it missed
+//! from the database before it listens again. A stream subscribes *before* it reads its
+//! backlog, so an event is either in what it read or in what it hears next, and it drops
+//! what it already sent by position.
+
+use std::{sync::Arc, time::Duration};
+
+use agora_core::AccountId;
+use agora_store::{Event, Wakeup};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    mpsc,
+};
+
+use crate::{AppState, dispatch::stopped};
+
+/// An event with the accounts that may see it.
+pub type Item = Arc<(Event, Vec<AccountId>)>;
+
+const BATCH: u64 = 500;
+/// Events a stream reads from the database per query while catching up.
+const CATCH_UP: u64 = 200;
+
+#[derive(Debug)]
+pub struct Feed(broadcast::Sender<Item>);
+
+impl Default for Feed {
+    fn default() -> Self {
+        // A stream further behind than this reads the database instead.
+        Self(broadcast::channel(1024).0)
+    }
+}
+
+impl Feed {
+    pub fn subscribe(&self) -> broadcast::Receiver<Item> {
+        self.0.subscribe()
+    }
+}
+
+/// Reads the log from its current end and broadcasts each new event, until shutdown.
+pub async fn run(state: AppState) {
+    let mut wakeups = state.store.wakeups();
+    let mut shutdown = state.dispatcher.shutdown_signal();
+    let mut last = loop {
+        match state.store.last_event_seq().await {
+            Ok(seq) => break seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed cannot read the log; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = stopped(&mut shutdown) => return,
+                }
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            w = wakeups.recv() => match w {
+                Ok(Wakeup::Agent(_)) => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        loop {
+            let events = match state.store.events_with_audience_after(last, BATCH).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live feed cannot read the log; retrying");
+                    break;
+                }
+            };
+            let n = events.len();
+            for item in events {
+                last = item.0.seq;
+                // No stream listening is fine.
+                let _ = state.live.0.send(Arc::new(item));
+            }
+            if (n as u64) < BATCH {
+                break;
+            }
+        }
+    }
+}
+
+/// Sends `account`'s events after `cursor` into `out`, in log order, until the receiver
+/// goes away or the server shuts down.
+pub async fn pump(state: AppState, account: AccountId, mut cursor: i64, out: mpsc::Sender<Event>) {
+    let mut feed = state.live.subscribe();
+    let mut shutdown = state.dispatcher.shutdown_signal();
+    loop {
+        // Catch up from the log.
+        loop {
+            let events = match state.store.account_events_after(&account, cursor, CATCH_UP).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream cannot read the log; closing it");
+                    return;
+                }
+            };
+            let n = events.len();
+            for e in events {
+                cursor = e.seq;
+                if out.send(e).await.is_err() {
+                    return;
+                }
+            }
+            if (n as u64) < CATCH_UP {
+                break;
+            }
+        }
+        // Then listen, until the broadcast leaves this stream behind.
+        loop {
+            tokio::select! {
+                item = feed.recv() => match item {
+                    Ok(item) => {
+                        let (event, audience) = &*item;
+                        if event.seq > cursor && audience.contains(&account) {
+                            cursor = event.seq;
+                            if out.send(event.clone()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+                () = out.closed() => return,
+                () = stopped(&mut shutdown) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Webhook delivery (SPEC §7): the SSRF guard, the signed POST, and the two workers every
+//! replica runs — the fan-out, which projects the event log into deliveries and
+//! notifications, and the sender, which makes the deliveries that are due.
+//!
+//! At least once: a delivery is claimed by moving its next attempt `CLAIM_LEASE` ahead
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two replicas never take the same one), sent,
+//! and its outcome recorded only if the claim is still the sender's. A sender that dies
+//! mid-way leaves the delivery to be taken again when the lease runs out.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use agora_core::{Timestamp, webhook};
+use agora_store::{
+    DeliveryJob, Event, Wakeup,
+    webhooks::{self as hooks, Attempt},
+};
+use reqwest::{
+    Url,
+    dns::{Addrs, Name, Resolve, Resolving},
+};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, broadcast::error::RecvError, mpsc};
+
+use crate::{AppState, dispatch::stopped, metrics::OutcomeLabels};
+
+/// How long one attempt may take, connection included.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed delivery is the sender's: the timeout plus time to record it.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(30);
+const FANOUT_BATCH: u64 = 500;
+const CLAIM_BATCH: usize = 200;
+/// Attempts in flight per replica.
+const CONCURRENCY: usize = 256;
+/// Outcomes recorded per transaction.
+const RECORD_BATCH: usize = 256;
+
+/// Checks a webhook URL before it is stored (SPEC §7): `https` (or `http` where the
+/// operator allows private targets), no credentials, and a host that resolves only to
+/// public addresses. The sender checks again at connect time against the address it
+/// connects to, so a name that changes its answer later is caught then.
+pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
+    check_shape(&url, allow_private)?;
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    if host.parse::<IpAddr>().is_ok() || allow_private {
+        return Ok(url);
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| format!("the host {host} does not resolve"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("the host {host} does not resolve"));
+    }
+    guard(&host, &addrs)?;
+    Ok(url)
+}
+
+/// What can be told without DNS: scheme, credentials, and an address written in the URL.
+fn check_shape(url: &Url, allow_private: bool) -> Result<(), String> {
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        "http" => return Err("must use https".to_owned()),
+        other => return Err(format!("must be an https URL, not {other}")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".to_owned());
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err("must name a host".to_owned());
+    };
+    if url.as_str().len() > 2048 {
+        return Err("must be at most 2048 characters".to_owned());
+    }
+    if let (Ok(ip), false) =
+        (host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>(), allow_private)
+    {
+        guard(host, &[SocketAddr::new(ip, 0)])?;
+    }
+    Ok(())
+}
+
+/// Refuses if any address is one a webhook may not reach.
+fn guard(host: &str, addrs: &[SocketAddr]) -> Result<(), String> {
+    for a in addrs {
+        if let Some(why) = webhook::blocked_address(a.ip()) {
+            return Err(format!("{host} resolves to a {why} ({})", a.ip()));
+        }
+    }
+    Ok(())
+}
+
+/// The resolver of the delivery client: resolves once, refuses the whole answer if any
+/// address is blocked, and hands the client exactly the addresses it checked, so DNS
+/// rebinding between the check and the connection is impossible.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !allow_private {
+                guard(&host, &addrs)?;
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// What one POST found.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+impl Sent {
+    pub fn delivered(&self) -> bool {
+        self.status.is_some_and(|c| (200..300).contains(&c))
+    }
+}
+
+/// Signs and posts deliveries through one pooled client.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl Sender {
+    pub fn new(allow_private: bool) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Agora-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(GuardedResolver { allow_private })
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client, allow_private })
+    }
+
+    /// POSTs `body` to `url`, signed the Standard Webhooks way with `secret`; `id` is the
+    /// `webhook-id` (the same on every retry of one delivery).
+    pub async fn post(&self, url: &str, secret: &str, id: &str, event_type: &str, body: String) -> Sent {
+        let start = Instant::now();
+        let refused = |error: String| Sent { status: None, duration_ms: 0, error: Some(error) };
+        let url = match Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return refused(format!("not a valid URL ({e})")),
+        };
+        if let Err(why) = check_shape(&url, self.allow_private) {
+            return refused(format!("URL not allowed: {why}"));
+        }
+        let timestamp = Timestamp::now().millis() / 1000;
+        let Some(signature) = webhook::sign(secret, id, timestamp, body.as_bytes()) else {
+            return refused("no valid signing secret".to_owned());
+        };
+        let result = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("x-agora-event", event_type)
+            .body(body)
+            .send()
+            .await;
+        let outcome = match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // Read (and drop) the answer so the connection can be reused.
+                let _ = resp.bytes().await;
+                let error =
+                    (!(200..300).contains(&status)).then(|| format!("the endpoint answered HTTP {status}"));
+                Sent { status: Some(status), duration_ms: 0, error }
+            }
+            // Without the URL: it may carry a token in its query.
+            Err(e) => Sent { status: None, duration_ms: 0, error: Some(describe(&e.without_url())) },
+        };
+        Sent { duration_ms: i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX), ..outcome }
+    }
+}
+
+/// A transport error with its causes (the SSRF guard's refusal is one of them).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The body of a delivery: `{"id", "type", "created_at", "data"}`.
+pub fn body(event: &Event) -> String {
+    json!({
+        "id": event.id,
+        "type": event.event_type,
+        "created_at": event.created_at.to_rfc3339(),
+        "data": event.payload,
+    })
+    .to_string()
+}
+
+/// Starts the fan-out and the sender; they stop when the server shuts down.
+pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(sender) = state.webhook_sender.clone() else { return Vec::new() };
+    let kick = state.webhook_kick.clone();
+    vec![
+        tokio::spawn(fan_out_loop(state.clone(), kick.clone())),
+        tokio::spawn(send_loop(state.clone(), sender, kick)),
+    ]
+}
+
+/// Projects new events as soon as they commit (the store's `Events` wake-up, from any
+/// replica on PostgreSQL), and every `worker_interval_ms` in case a wake-up was lost.
+async fn fan_out_loop(state: AppState, kick: Arc<Notify>) {
+    let mut wakeups = state.store.wakeups();
+    let mut shutdown = state.dispatcher.shutdown_signal();
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            w = wakeups.recv() => match w {
+                Ok(Wakeup::Agent(_)) => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        match fan_out(&state).await {
+            Ok(n) if n > 0 => kick.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook fan-out failed; retrying"),
+        }
+    }
+}
+
+/// Projects every event not yet projected, a batch per transaction; how many deliveries
+/// it made. Stops early when another replica holds the cursor.
+pub async fn fan_out(state: &AppState) -> agora_store::Result<usize> {
+    let mut deliveries = 0;
+    loop {
+        let mut tx = state.store.begin().await?;
+        let Some(done) = hooks::fan_out(tx.as_mut(), FANOUT_BATCH, Timestamp::now()).await? else {
+            return Ok(deliveries);
+        };
+        if done.events == 0 {
+            return Ok(deliveries);
+        }
+        tx.commit().await?;
+        deliveries += done.deliveries;
+        if (done.events as u64) < FANOUT_BATCH {
+            return Ok(deliveries);
+        }
+    }
+}
+
+/// Claims due deliveries while it has room, sends each on its own task, and hands the
+/// outcomes to one recorder that writes them in batches.
+async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
+    let mut shutdown = state.dispatcher.shutdown_signal();
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let room = Arc::new(Semaphore::new(CONCURRENCY));
+    let (done_tx, done_rx) = mpsc::channel::<Attempt>(CONCURRENCY * 2);
+    let recorder = tokio::spawn(record_loop(state.clone(), done_rx, kick.clone()));
+    loop {
+        tokio::select! {
+            () = kick.notified() => {}
+            _ = tick.tick() => {}
+            () = stopped(&mut shutdown) => break,
+        }
+        loop {
+            let free = room.available_permits().min(CLAIM_BATCH);
+            if free == 0 {
+                // Every slot is busy; a finishing attempt kicks us again.
+                break;
+            }
+            let jobs = match claim(&state, free).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook sender cannot claim deliveries; retrying");
+                    break;
+                }
+            };
+            let full = jobs.len() == free;
+            for job in jobs {
+                let Ok(permit) = room.clone().acquire_owned().await else { return };
+                let (sender, done_tx) = (sender.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let attempt = attempt(&sender, job).await;
+                    let _ = done_tx.send(attempt).await;
+                    drop(permit);
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    // In-flight attempts finish on their own; what they cannot record is taken again when
+    // its claim runs out.
+    drop(done_tx);
+    recorder.abort();
+}
+
+async fn claim(state: &AppState, limit: usize) -> agora_store::Result<Vec<DeliveryJob>> {
+    let now = Timestamp::now();
+    let lease_until =
+        Timestamp::from_millis(now.millis() + i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(30_000));
+    let token = ulid::Ulid::generate().to_string();
+    let mut tx = state.store.begin().await?;
+    let jobs = tx.claim_deliveries(now, lease_until, &token, limit as u64).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+async fn attempt(sender: &Sender, job: DeliveryJob) -> Attempt {
+    let at = Timestamp::now();
+    if job.url.is_empty() {
+        // Its endpoint was turned off after the delivery was made.
+        return Attempt {
+            job,
+            at,
+            status_code: None,
+            duration_ms: 0,
+            error: Some("the endpoint is disabled".to_owned()),
+            give_up: true,
+            jitter: 0.5,
+        };
+    }
+    let sent = sender
+        .post(&job.url, &job.secret, job.delivery.id.as_str(), &job.event.event_type, body(&job.event))
+        .await;
+    Attempt {
+        job,
+        at,
+        status_code: sent.status,
+        duration_ms: sent.duration_ms,
+        error: sent.error,
+        give_up: false,
+        jitter: rand::random(),
+    }
+}
+
+async fn record_loop(state: AppState, mut done: mpsc::Receiver<Attempt>, kick: Arc<Notify>) {
+    let policy = state.config.webhook_policy();
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    loop {
+        if done.recv_many(&mut batch, RECORD_BATCH).await == 0 {
+            return;
+        }
+        match record(&state, &batch, &policy).await {
+            Ok(r) => {
+                let m = &state.metrics.webhook_attempts;
+                m.get_or_create(&OutcomeLabels { outcome: "delivered" }).inc_by(r.delivered as u64);
+                m.get_or_create(&OutcomeLabels { outcome: "retrying" }).inc_by(r.retrying as u64);
+                m.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(r.failed as u64);
+                if r.failed + r.retrying > 0 {
+                    tracing::info!(retrying = r.retrying, failed = r.failed, "webhook deliveries failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, n = batch.len(), "webhook outcomes not recorded; they will be retried")
+            }
+        }
+        batch.clear();
+        // Slots freed: more due deliveries may be waiting.
+        kick.notify_one();
+    }
+}
+
+async fn record(
+    state: &AppState,
+    batch: &[Attempt],
+    policy: &hooks::Policy,
+) -> agora_store::Result<hooks::Recorded> {
+    let mut tx = state.store.begin().await?;
+    let r = hooks::record(tx.as_mut(), batch, policy, Timestamp::now()).await?;
+    tx.commit().await?;
+    Ok(r)
+}
