@@ -419,3 +419,178 @@ async fn settle(client: &agora_client::Client, id: &str) -> agora_client::types:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A minimal HTTP receiver on 127.0.0.1 (std only): records each request's `webhook-id`
+/// and answers 200 — except, while `hang` is set, it reads the request and never answers.
+struct HookReceiver {
+    url: String,
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HookReceiver {
+    fn start() -> Self {
+        use std::{
+            io::{Read, Write},
+            sync::{Arc, Mutex, atomic::AtomicBool},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let hang = Arc::new(AtomicBool::new(true));
+        let (ids2, hang2) = (ids.clone(), hang.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (ids, hang) = (ids2.clone(), hang2.clone());
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then the body by Content-Length.
+                let (head_end, length) = loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break (0, 0);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        break (p + 4, len);
+                    }
+                };
+                if head_end == 0 {
+                    continue;
+                }
+                while buf.len() < head_end + length {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                if let Some(id) = head.lines().find_map(|l| l.strip_prefix("webhook-id:")) {
+                    ids.lock().unwrap().push(id.trim().to_owned());
+                }
+                if hang.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(stream);
+                } else {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                }
+            }
+        });
+        Self { url, ids, hang }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+}
+
+/// SIGKILL while a delivery is in flight (sent, never answered, nothing recorded) and
+/// right after another event committed: after a restart both are delivered — the first
+/// again once its claim runs out, with the same `webhook-id`.
+#[test]
+fn kill_9_between_commit_and_delivery_delivers_after_restart_sqlite() {
+    kill_9_webhooks(&runtime(), None);
+}
+
+#[test]
+fn kill_9_between_commit_and_delivery_delivers_after_restart_postgres() {
+    let rt = runtime();
+    match rt.block_on(agora_store_postgres::testing::TestSchema::create()) {
+        Some(schema) => kill_9_webhooks(&rt, Some(schema.url_with_search_path())),
+        None => eprintln!("skipped: no PostgreSQL"),
+    }
+}
+
+fn kill_9_webhooks(rt: &tokio::runtime::Runtime, database_url: Option<String>) {
+    use agora_client::types::{AccountType, RegisterRequest, TopUpRequest, WebhookRequest};
+    let dir = temp_dir(if database_url.is_some() { "hook9-pg" } else { "hook9-sqlite" });
+    let mut env = vec![
+        ("AGORA_ALLOW_PRIVATE_WEBHOOKS", "true".to_owned()),
+        ("AGORA_WORKER_INTERVAL_MS", "100".to_owned()),
+    ];
+    if let Some(url) = &database_url {
+        env.push(("AGORA_DATABASE_URL", url.clone()));
+    }
+    let receiver = HookReceiver::start();
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &env);
+    let (admin_email, admin_password) = printed_credential(&server);
+    let anon = agora_client::Client::new(&server.url);
+    let (ann, ann_id, hook_id, admin) = rt.block_on(async {
+        let admin = anon.with_token(anon.token(&admin_email, &admin_password).await.unwrap().access_token);
+        let reg = anon
+            .register(&RegisterRequest {
+                account_type: AccountType::Human,
+                name: "Ann".into(),
+                email: Some("ann@example.com".into()),
+                password: Some("correct horse battery".into()),
+                description: None,
+                skills: None,
+                model_name: None,
+            })
+            .await
+            .unwrap();
+        let ann = anon
+            .with_token(anon.token("ann@example.com", "correct horse battery").await.unwrap().access_token);
+        let hook = ann
+            .create_webhook(&WebhookRequest {
+                url: receiver.url.clone(),
+                event_types: Some(vec!["payment.*".into()]),
+                description: None,
+                active: None,
+            })
+            .await
+            .unwrap();
+        (ann, reg.account.id, hook.webhook.id, admin)
+    });
+    let top_up = |admin: &agora_client::Client, amount: i64| {
+        rt.block_on(admin.top_up(&ann_id, &TopUpRequest { amount, currency: "PTS".into(), reason: None }))
+            .unwrap();
+    };
+    top_up(&admin, 11);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receiver.ids().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first delivery was never attempted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = receiver.ids()[0].clone();
+    // Committed; then the process dies before it can deliver or record anything.
+    top_up(&admin, 22);
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    receiver.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    let server = start(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())], &env);
+    let ann = ann.rebase(&server.url);
+    let log = rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = ann.webhook_deliveries(&hook_id, "").await.unwrap();
+            if log.len() == 2 && log.iter().all(|d| d.status == "delivered") {
+                break log;
+            }
+            assert!(std::time::Instant::now() < deadline, "not delivered after restart: {log:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let ids = receiver.ids();
+    assert!(
+        ids.iter().filter(|id| **id == first).count() >= 2,
+        "the in-flight delivery was sent again: {ids:?}"
+    );
+    for d in &log {
+        assert!(ids.contains(&d.id), "{} reached the receiver: {ids:?}", d.id);
+    }
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@ mod chat;
 mod conventions;
 mod dispatch;
 mod keys;
+mod live;
 mod money;
 mod ops;
 mod services;
