@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod ledger;
+mod webhooks;
 mod work;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub async fn run_all(shared: Arc<dyn Store>) {
     work::concurrent_claims_take_each_task_once(shared.clone()).await;
     work::expired_leases_are_handled_once(store).await;
     work::wakeups_follow_commits(store).await;
+    webhooks::fan_out_projects_each_event_once(shared.clone()).await;
     // The reduced property run (the long one is an ignored test of each backend).
     property_random_operation_sequences(shared, 24, 40, 1).await;
 }

@@ -420,3 +420,61 @@ both_backends!(
     the_ssrf_guard_refuses_private_targets,
     replicas_share_deliveries_without_doubles,
 );
+
+/// Delivery throughput to a local receiver: `E` events committed at once, each fanned out
+/// to one endpoint; prints deliveries per second from the commit to the last receipt. A
+/// measurement, not a check (run it in release):
+/// `cargo test --release -p agora-server --test api webhook_throughput -- --ignored --nocapture`
+async fn webhook_throughput(backend: Backend) {
+    use agora_core::{AccountId, EventId, Timestamp};
+    const EVENTS: usize = 5_000;
+    let app = TestApp::with_config(backend, private_config()).await;
+    let receiver = Receiver::start().await;
+    let (human, client) = app.human("Firehose").await;
+    register(&client, &receiver.url, &["*"]).await;
+    let account = AccountId::parse(&human.account.id).unwrap();
+    let start = std::time::Instant::now();
+    for chunk in 0..(EVENTS / 500) {
+        let mut tx = app.store.begin().await.unwrap();
+        for i in 0..500 {
+            tx.append_event(&agora_store::NewEvent {
+                id: EventId::generate(),
+                event_type: "payment.adjusted".into(),
+                actor_id: None,
+                task_id: None,
+                audience: vec![account.clone()],
+                payload: json!({ "n": chunk * 500 + i, "delta": 1, "currency": "PTS" }),
+                created_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let committed = start.elapsed();
+    receiver.wait_for(EVENTS, 300).await;
+    let took = start.elapsed();
+    println!(
+        "webhook throughput ({backend:?}): {EVENTS} deliveries in {:.2} s = {:.0} deliveries/s (commit took {:.2} s)",
+        took.as_secs_f64(),
+        EVENTS as f64 / took.as_secs_f64(),
+        committed.as_secs_f64()
+    );
+}
+
+mod bench {
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "a measurement, not a check; run with --ignored --nocapture in release"]
+    async fn webhook_throughput_sqlite() {
+        super::webhook_throughput(crate::helpers::Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "a measurement, not a check; run with --ignored --nocapture in release"]
+    async fn webhook_throughput_postgres() {
+        if agora_store_postgres::testing::server_url().is_none() {
+            return;
+        }
+        super::webhook_throughput(crate::helpers::Backend::Postgres).await
+    }
+}
