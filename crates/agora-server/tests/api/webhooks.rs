@@ -411,7 +411,43 @@ async fn replicas_share_deliveries_without_doubles(backend: Backend) {
     assert_eq!(got.len(), 60, "no delivery was sent twice");
 }
 
+/// A task's one-off `webhook_url` (briefs set one) gets every event of that task, signed
+/// with the requester's account secret; nothing else reaches it.
+async fn a_tasks_one_off_url_gets_its_events(backend: Backend) {
+    use agora_core::{AccountId, Timestamp, task::TaskKind};
+    let app = TestApp::with_config(backend, private_config()).await;
+    let receiver = Receiver::start().await;
+    let (human, _) = app.funded_human("Briefer", 100).await;
+    let (bot, agent) = app.online_agent("One-off Bot", None, None).await;
+    let requester = AccountId::parse(&human.account.id).unwrap();
+    let mut task = agora_store::Task::new(TaskKind::Service, &requester, "one-off".into(), Timestamp::now());
+    task.assignee_id = AccountId::parse(&bot.account.id);
+    task.webhook_url = Some(receiver.url.clone());
+    let mut tx = app.store.begin().await.unwrap();
+    let task = agora_store::work::create(tx.as_mut(), task, Timestamp::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    let claimed = agent.inbox(5).await.unwrap().expect("the task");
+    assert_eq!(claimed.id, task.id.to_string());
+    agent
+        .deliver(
+            &claimed.id,
+            &agora_client::types::DeliverRequest { text: Some("done".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let got = receiver.wait_for(4, 10).await;
+    // Attempts run concurrently: deliveries may arrive in any order.
+    let mut types: Vec<&str> = got.iter().map(|r| r.header("x-agora-event")).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["task.assigned", "task.claimed", "task.created", "task.delivered"]);
+    for r in &got {
+        assert!(verify(&human.webhook_secret, r, &r.body), "signed with the account secret");
+        assert_eq!(r.json()["data"]["task_id"], claimed.id);
+    }
+}
+
 both_backends!(
+    a_tasks_one_off_url_gets_its_events,
     deliveries_are_signed_and_verifiable,
     only_subscribed_events_of_ones_own_are_delivered,
     failures_are_retried_until_a_success,
