@@ -195,6 +195,12 @@ pub fn blocked_address(ip: IpAddr) -> Option<&'static str> {
                     seg[7] as u8,
                 ))
                 .or(Some("IPv4-compatible address"))
+            } else if seg[..4] == [0, 0, 0, 0] && seg[4] == 0xffff && seg[5] == 0 {
+                // IPv4-translated `::ffff:0:a.b.c.d`.
+                Some("IPv4-translated address")
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001 {
+                // Local-use NAT64 `64:ff9b:1::/48` embeds the IPv4 elsewhere; refuse it outright.
+                Some("local NAT64 address")
             } else if seg[0] == 0x0064 && seg[1] == 0xff9b {
                 // NAT64 `64:ff9b::/96` reaches the embedded IPv4.
                 blocked_v4(Ipv4Addr::new(
@@ -371,6 +377,8 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(blocked_address(ip.parse().unwrap()).is_some(), "{ip} must be blocked");
         }

@@ -45,6 +45,7 @@ pub mod code {
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
     pub const WEBHOOK_URL_NOT_ALLOWED: &str = "WEBHOOK_URL_NOT_ALLOWED";
     pub const WEBHOOK_DISABLED: &str = "WEBHOOK_DISABLED";
+    pub const DELIVERY_IN_FLIGHT: &str = "DELIVERY_IN_FLIGHT";
 }
 
 #[derive(Debug)]
@@ -201,6 +202,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::CONFLICT,
                 code::WEBHOOK_DISABLED,
                 "the webhook endpoint is disabled; enable it (PATCH active: true) before redelivering",
+            ),
+            StoreError::Refused(Refusal::DeliveryInFlight) => Self::new(
+                StatusCode::CONFLICT,
+                code::DELIVERY_IN_FLIGHT,
+                "an attempt at this delivery is in flight; redeliver once it has finished",
             ),
             StoreError::Refused(Refusal::Invalid(inv)) => inv.into(),
             StoreError::NotFound => Self::not_found("resource"),

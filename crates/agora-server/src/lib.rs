@@ -191,7 +191,12 @@ pub async fn serve(
             }
         })
     };
-    let workers = workers::spawn(&state);
+    // The live feed starts at the log's end as of now, before any stream can connect.
+    let log_end = state.store.last_event_seq().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the event log's end; the live feed starts from the beginning");
+        0
+    });
+    let workers = workers::spawn(&state, log_end);
     let dispatcher = state.dispatcher.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)

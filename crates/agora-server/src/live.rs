@@ -42,22 +42,12 @@ impl Feed {
     }
 }
 
-/// Reads the log from its current end and broadcasts each new event, until shutdown.
-pub async fn run(state: AppState) {
+/// Broadcasts each event after position `start` (the log's end when the server started
+/// accepting connections, so no stream can start before it), until shutdown.
+pub async fn run(state: AppState, start: i64) {
     let mut wakeups = state.store.wakeups();
     let mut shutdown = state.dispatcher.shutdown_signal();
-    let mut last = loop {
-        match state.store.last_event_seq().await {
-            Ok(seq) => break seq,
-            Err(e) => {
-                tracing::warn!(error = %e, "live feed cannot read the log; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = stopped(&mut shutdown) => return,
-                }
-            }
-        }
-    };
+    let mut last = start;
     let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -92,14 +82,22 @@ pub async fn run(state: AppState) {
 }
 
 /// Sends `account`'s events after `cursor` into `out`, in log order, until the receiver
-/// goes away or the server shuts down.
-pub async fn pump(state: AppState, account: AccountId, mut cursor: i64, out: mpsc::Sender<Event>) {
-    let mut feed = state.live.subscribe();
+/// goes away or the server shuts down (whatever it is doing then: catching up, or waiting
+/// on a client that stopped reading), so that streams never hold up a graceful shutdown.
+pub async fn pump(state: AppState, account: AccountId, cursor: i64, out: mpsc::Sender<Event>) {
     let mut shutdown = state.dispatcher.shutdown_signal();
+    tokio::select! {
+        () = forward(&state, &account, cursor, &out) => {}
+        () = stopped(&mut shutdown) => {}
+    }
+}
+
+async fn forward(state: &AppState, account: &AccountId, mut cursor: i64, out: &mpsc::Sender<Event>) {
+    let mut feed = state.live.subscribe();
     loop {
         // Catch up from the log.
         loop {
-            let events = match state.store.account_events_after(&account, cursor, CATCH_UP).await {
+            let events = match state.store.account_events_after(account, cursor, CATCH_UP).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "live stream cannot read the log; closing it");
@@ -123,7 +121,7 @@ pub async fn pump(state: AppState, account: AccountId, mut cursor: i64, out: mps
                 item = feed.recv() => match item {
                     Ok(item) => {
                         let (event, audience) = &*item;
-                        if event.seq > cursor && audience.contains(&account) {
+                        if event.seq > cursor && audience.contains(account) {
                             cursor = event.seq;
                             if out.send(event.clone()).await.is_err() {
                                 return;
@@ -134,7 +132,6 @@ pub async fn pump(state: AppState, account: AccountId, mut cursor: i64, out: mps
                     Err(RecvError::Closed) => return,
                 },
                 () = out.closed() => return,
-                () = stopped(&mut shutdown) => return,
             }
         }
     }

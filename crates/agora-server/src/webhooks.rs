@@ -37,6 +37,8 @@ const CLAIM_BATCH: usize = 200;
 const CONCURRENCY: usize = 256;
 /// Outcomes recorded per transaction.
 const RECORD_BATCH: usize = 256;
+/// How long shutdown waits for in-flight attempts to be recorded.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Checks a webhook URL before it is stored (SPEC §7): `https` (or `http` where the
 /// operator allows private targets), no credentials, and a host that resolves only to
@@ -90,7 +92,9 @@ fn check_shape(url: &Url, allow_private: bool) -> Result<(), String> {
 fn guard(host: &str, addrs: &[SocketAddr]) -> Result<(), String> {
     for a in addrs {
         if let Some(why) = webhook::blocked_address(a.ip()) {
-            return Err(format!("{host} resolves to a {why} ({})", a.ip()));
+            // The kind of address only: the address itself would map the inside of the
+            // network for whoever asks.
+            return Err(format!("{host} resolves to a {why}"));
         }
     }
     Ok(())
@@ -145,6 +149,8 @@ impl Sender {
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect for us, past the guard below.
+            .no_proxy()
             .user_agent(concat!("Agora-Webhooks/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(GuardedResolver { allow_private })
             .build()
@@ -180,10 +186,17 @@ impl Sender {
             .send()
             .await;
         let outcome = match result {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status().as_u16();
-                // Read (and drop) the answer so the connection can be reused.
-                let _ = resp.bytes().await;
+                // Read a short answer to its end so the connection can be reused; stop at
+                // 64 KiB (an endless body must not cost us memory or time).
+                let mut read = 0usize;
+                while let Ok(Some(chunk)) = resp.chunk().await {
+                    read += chunk.len();
+                    if read > 64 * 1024 {
+                        break;
+                    }
+                }
                 let error =
                     (!(200..300).contains(&status)).then(|| format!("the endpoint answered HTTP {status}"));
                 Sent { status: Some(status), duration_ms: 0, error }
@@ -316,10 +329,14 @@ async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
             }
         }
     }
-    // In-flight attempts finish on their own; what they cannot record is taken again when
-    // its claim runs out.
+    // Let finished and in-flight attempts be recorded for a moment; what is still out after
+    // that is taken again when its claim runs out.
     drop(done_tx);
-    recorder.abort();
+    let mut recorder = recorder;
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut recorder).await.is_err() {
+        recorder.abort();
+        tracing::info!("webhook attempts still in flight at shutdown will be retried");
+    }
 }
 
 async fn claim(state: &AppState, limit: usize) -> agora_store::Result<Vec<DeliveryJob>> {

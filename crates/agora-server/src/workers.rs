@@ -56,13 +56,13 @@ pub async fn drain(state: &AppState, due: Due) -> agora_store::Result<usize> {
     }
 }
 
-/// Starts the dispatcher, the workers, the live feed and the webhook workers; they stop
-/// when the dispatcher shuts down.
-pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts the dispatcher, the workers, the live feed (from `log_end`) and the webhook
+/// workers; they stop when the dispatcher shuts down.
+pub fn spawn(state: &AppState, log_end: i64) -> Vec<tokio::task::JoinHandle<()>> {
     let mut all = vec![
         tokio::spawn(Arc::clone(&state.dispatcher).run(state.store.clone())),
         tokio::spawn(run(state.clone())),
-        tokio::spawn(crate::live::run(state.clone())),
+        tokio::spawn(crate::live::run(state.clone(), log_end)),
     ];
     all.extend(crate::webhooks::spawn(state));
     all

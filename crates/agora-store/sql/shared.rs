@@ -1884,6 +1884,8 @@ impl Tx for SqlTx {
     }
 
     async fn delete_webhook_endpoint(&mut self, id: &WebhookId) -> Result<()> {
+        // The endpoint first, as every writer of its deliveries locks it first.
+        locked_row(&mut self.tx, "id", "webhook_endpoints", id.as_str()).await?;
         for sql in [
             "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)",
             "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
@@ -2051,17 +2053,18 @@ impl Tx for SqlTx {
         Ok(true)
     }
 
-    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<()> {
-        sqlx::query(
+    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2, round_attempts = 0, \
-             claim_token = NULL WHERE id = $1",
+             claim_token = NULL WHERE id = $1 \
+             AND NOT (status = 'pending' AND claim_token IS NOT NULL AND next_attempt_at > $2)",
         )
         .bind(id.as_str())
         .bind(now.millis())
         .execute(&mut *self.tx)
         .await
         .map_err(err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn mark_notifications_read(

@@ -71,6 +71,8 @@ pub enum Refusal {
     ClaimDelivered,
     /// The webhook endpoint is disabled (redeliveries need it enabled first).
     EndpointDisabled,
+    /// A delivery attempt is in flight; redelivering now would send it twice at once.
+    DeliveryInFlight,
     /// Input that only the task can judge (a delivery against the task's output schema).
     Invalid(agora_core::Invalid),
 }
@@ -928,8 +930,9 @@ pub trait Tx: Send {
         token: &str,
         attempt: &DeliveryAttempt,
     ) -> Result<bool>;
-    /// Starts a delivery again: pending, due at `now`, a fresh round of retries.
-    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<()>;
+    /// Starts a delivery again: pending, due at `now`, a fresh round of retries; `false`
+    /// (and nothing changed) while a sender holds a live claim on it.
+    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<bool>;
 
     /// Marks one notification (or, with `None`, all) of `account` read; how many changed.
     async fn mark_notifications_read(

@@ -8,7 +8,7 @@
 //! claimed deliveries found: delivered, retried later, or given up, and turns off endpoints
 //! that are gone or have failed for too long.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use agora_core::{
     AccountId, DeliveryId, EventId, NotificationId, Timestamp, WebhookId,
@@ -191,8 +191,29 @@ pub async fn record(
     now: Timestamp,
 ) -> Result<Recorded> {
     let mut out = Recorded::default();
-    // Per endpoint: did any attempt succeed, the earliest failure, and a reason to disable it.
-    let mut streaks: HashMap<WebhookId, (bool, Option<Timestamp>, Option<String>)> = HashMap::new();
+    // Lock the batch's endpoints first, in id order: disabling an endpoint (here or by its
+    // owner) locks it before its deliveries, so every transaction takes the locks in one
+    // order and two replicas recording at once cannot deadlock.
+    let mut endpoints: BTreeMap<WebhookId, WebhookEndpoint> = BTreeMap::new();
+    let ids: HashSet<&WebhookId> =
+        attempts.iter().filter_map(|a| a.job.delivery.endpoint_id.as_ref()).collect();
+    let mut ids: Vec<&WebhookId> = ids.into_iter().collect();
+    ids.sort_unstable();
+    for id in ids {
+        if let Some(e) = tx.webhook_endpoint_for_update(id).await? {
+            endpoints.insert(id.clone(), e);
+        }
+    }
+    // Per endpoint: the latest success, the earliest failure, whether a delivery ran out of
+    // attempts, and a reason to disable it at once.
+    #[derive(Default)]
+    struct Streak {
+        success: Option<Timestamp>,
+        failure: Option<Timestamp>,
+        exhausted: bool,
+        gone: bool,
+    }
+    let mut streaks: BTreeMap<WebhookId, Streak> = BTreeMap::new();
     for a in attempts {
         let mut d = a.job.delivery.clone();
         d.attempts += 1;
@@ -231,34 +252,42 @@ pub async fn record(
         if let (Some(endpoint), false) = (&d.endpoint_id, a.give_up) {
             let s = streaks.entry(endpoint.clone()).or_default();
             if a.succeeded() {
-                s.0 = true;
+                s.success = Some(s.success.map_or(a.at, |t| t.max(a.at)));
             } else {
-                s.1 = Some(s.1.map_or(a.at, |t| t.min(a.at)));
+                s.failure = Some(s.failure.map_or(a.at, |t| t.min(a.at)));
+                s.exhausted |= d.status == DeliveryStatus::Failed;
             }
-            if a.gone() {
-                s.2 = Some("the endpoint answered 410 Gone".to_owned());
-            }
+            s.gone |= a.gone();
         }
     }
-    for (id, (any_success, first_failure, gone)) in streaks {
-        let Some(mut endpoint) = tx.webhook_endpoint_for_update(&id).await? else { continue };
+    for (id, s) in streaks {
+        let Some(mut endpoint) = endpoints.remove(&id) else { continue };
         let before = (endpoint.failing_since, endpoint.active);
-        if any_success {
-            endpoint.failing_since = None;
-        } else if endpoint.failing_since.is_none() {
-            endpoint.failing_since = first_failure;
+        match (s.success, s.failure) {
+            // Failing only if the failures came after the last success.
+            (Some(ok), Some(bad)) if bad > ok => endpoint.failing_since = Some(bad),
+            (Some(_), _) => endpoint.failing_since = None,
+            (None, Some(bad)) => {
+                endpoint.failing_since = Some(endpoint.failing_since.map_or(bad, |t| t.min(bad)))
+            }
+            (None, None) => {}
         }
-        let reason = gone.or_else(|| {
-            endpoint
+        // A long streak disables the endpoint only once a delivery has run out of attempts,
+        // so one blip after a quiet spell (whose retry would succeed) does not.
+        let too_long = s.exhausted
+            && endpoint
                 .failing_since
-                .filter(|since| now.millis() - since.millis() >= policy.disable_after_ms)
-                .map(|_| {
-                    format!(
-                        "deliveries failed for {} hours without a success",
-                        policy.disable_after_ms / 3_600_000
-                    )
-                })
-        });
+                .is_some_and(|since| now.millis() - since.millis() >= policy.disable_after_ms);
+        let reason = if s.gone {
+            Some("the endpoint answered 410 Gone".to_owned())
+        } else if too_long {
+            Some(format!(
+                "deliveries failed for {} hours without a success",
+                policy.disable_after_ms / 3_600_000
+            ))
+        } else {
+            None
+        };
         if let (Some(reason), true) = (reason, endpoint.active) {
             disable(tx, &mut endpoint, &reason, now).await?;
             out.endpoints_disabled += 1;
@@ -295,7 +324,8 @@ async fn disable(
 }
 
 /// Starts `id` (a delivery of `owner`'s) again: pending, due now, a fresh round of retries.
-/// `NotFound` when it is not theirs; `Refused` when its endpoint is disabled.
+/// `NotFound` when it is not theirs; `Refused` when its endpoint is disabled or an attempt
+/// is in flight (a second one would race it).
 pub async fn redeliver(
     tx: &mut dyn Tx,
     owner: &AccountId,
@@ -311,5 +341,8 @@ pub async fn redeliver(
             return Err(StoreError::Refused(crate::Refusal::EndpointDisabled));
         }
     }
-    tx.restart_delivery(&delivery.id, now).await
+    if !tx.restart_delivery(&delivery.id, now).await? {
+        return Err(StoreError::Refused(crate::Refusal::DeliveryInFlight));
+    }
+    Ok(())
 }

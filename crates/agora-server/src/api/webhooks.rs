@@ -352,7 +352,7 @@ async fn list_deliveries(
     responses(
         (status = 202, description = "The delivery, pending again", body = Envelope<t::WebhookDelivery>),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
-        (status = 409, description = "`WEBHOOK_DISABLED`: enable the endpoint first", body = ErrorEnvelope),
+        (status = 409, description = "`WEBHOOK_DISABLED`: enable the endpoint first; `DELIVERY_IN_FLIGHT`: an attempt is being made", body = ErrorEnvelope),
     ))]
 async fn redeliver(
     State(state): State<AppState>,
