@@ -42,24 +42,50 @@ impl Feed {
     }
 }
 
+/// What readers of the log wait on: the store's `Events` wake-up (from every replica on
+/// PostgreSQL), a "wake-ups were lost" signal, or a tick every `worker_interval_ms` in case
+/// a wake-up was lost without one.
+pub struct LogWatch {
+    wakeups: broadcast::Receiver<Wakeup>,
+    tick: tokio::time::Interval,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for LogWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogWatch")
+    }
+}
+
+impl LogWatch {
+    pub fn new(state: &AppState) -> Self {
+        let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { wakeups: state.store.wakeups(), tick, shutdown: state.dispatcher.shutdown_signal() }
+    }
+
+    /// Waits until the log may have grown; `false` once the server shuts down.
+    pub async fn moved(&mut self) -> bool {
+        loop {
+            tokio::select! {
+                w = self.wakeups.recv() => match w {
+                    Ok(Wakeup::Agent(_)) => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => return true,
+                    Err(RecvError::Closed) => return false,
+                },
+                _ = self.tick.tick() => return true,
+                () = stopped(&mut self.shutdown) => return false,
+            }
+        }
+    }
+}
+
 /// Broadcasts each event after position `start` (the log's end when the server started
 /// accepting connections, so no stream can start before it), until shutdown.
 pub async fn run(state: AppState, start: i64) {
-    let mut wakeups = state.store.wakeups();
-    let mut shutdown = state.dispatcher.shutdown_signal();
+    let mut watch = LogWatch::new(&state);
     let mut last = start;
-    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            w = wakeups.recv() => match w {
-                Ok(Wakeup::Agent(_)) => continue,
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            },
-            _ = tick.tick() => {}
-            () = stopped(&mut shutdown) => return,
-        }
+    while watch.moved().await {
         loop {
             let events = match state.store.events_with_audience_after(last, BATCH).await {
                 Ok(events) => events,

@@ -15,7 +15,7 @@ use std::{
 
 use agora_core::{Timestamp, webhook};
 use agora_store::{
-    DeliveryJob, Event, Wakeup,
+    DeliveryJob, Event,
     webhooks::{self as hooks, Attempt},
 };
 use reqwest::{
@@ -23,7 +23,7 @@ use reqwest::{
     dns::{Addrs, Name, Resolve, Resolving},
 };
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore, broadcast::error::RecvError, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::{AppState, dispatch::stopped, metrics::OutcomeLabels};
 
@@ -244,20 +244,8 @@ pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 /// Projects new events as soon as they commit (the store's `Events` wake-up, from any
 /// replica on PostgreSQL), and every `worker_interval_ms` in case a wake-up was lost.
 async fn fan_out_loop(state: AppState, kick: Arc<Notify>) {
-    let mut wakeups = state.store.wakeups();
-    let mut shutdown = state.dispatcher.shutdown_signal();
-    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            w = wakeups.recv() => match w {
-                Ok(Wakeup::Agent(_)) => continue,
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            },
-            _ = tick.tick() => {}
-            () = stopped(&mut shutdown) => return,
-        }
+    let mut watch = crate::live::LogWatch::new(&state);
+    while watch.moved().await {
         match fan_out(&state).await {
             Ok(n) if n > 0 => kick.notify_one(),
             Ok(_) => {}
