@@ -46,6 +46,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "webhook.disabled",
 ];
 
+/// The most endpoints one account may register.
+pub const MAX_ENDPOINTS: usize = 20;
+
 /// The most types one endpoint may list.
 pub const MAX_EVENT_TYPES: usize = 64;
 

@@ -4,7 +4,8 @@
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{
-    DeliveryId, EventId, Invalid, Timestamp, WebhookId, credential, validation, webhook::parse_event_types,
+    DeliveryId, EventId, Invalid, Timestamp, WebhookId, credential, validation,
+    webhook::{MAX_ENDPOINTS, parse_event_types},
 };
 use agora_store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, webhooks as hooks};
 use axum::{
@@ -24,9 +25,6 @@ use crate::{
     idempotency::Idempotency,
     webhooks::check_url,
 };
-
-/// The most endpoints one account may register.
-pub const MAX_ENDPOINTS: usize = 20;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -113,10 +113,9 @@ pub fn private_config() -> agora_server::Config {
     agora_server::Config { allow_private_webhooks: true, worker_interval_ms: 50, ..test_config() }
 }
 
-async fn top_up(app: &TestApp, admin: &Client, account: &str, amount: i64) {
+async fn top_up(admin: &Client, account: &str, amount: i64) {
     let req = TopUpRequest { amount, currency: "PTS".into(), reason: None };
     admin.top_up(account, &req).await.unwrap();
-    let _ = app;
 }
 
 async fn register(client: &Client, url: &str, types: &[&str]) -> WebhookWithSecret {
@@ -146,7 +145,7 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     assert!(!serde_json::to_string(&listed).unwrap().contains(&created.secret));
 
     let admin = app.admin().await;
-    top_up(&app, &admin, &human.account.id, 250).await;
+    top_up(&admin, &human.account.id, 250).await;
     let got = receiver.wait_for(1, 10).await;
     let r = &got[0];
     assert!(r.header("webhook-id").starts_with("dlv_"), "{:?}", r.headers);
@@ -177,7 +176,7 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     // A rotated secret signs what follows; the old one no longer verifies.
     let rotated = client.rotate_endpoint_secret(&created.webhook.id).await.unwrap();
     assert_ne!(rotated.secret, created.secret);
-    top_up(&app, &admin, &human.account.id, 5).await;
+    top_up(&admin, &human.account.id, 5).await;
     let got = receiver.wait_for(2, 10).await;
     assert!(verify(&rotated.secret, &got[1], &got[1].body));
     assert!(!verify(&created.secret, &got[1], &got[1].body));
@@ -200,12 +199,12 @@ async fn only_subscribed_events_of_ones_own_are_delivered(backend: Backend) {
     register(&client, &payments_rx.url, &["payment.topped_up"]).await;
     register(&other, &other_rx.url, &["*"]).await;
     let admin = app.admin().await;
-    top_up(&app, &admin, &human.account.id, 10).await;
+    top_up(&admin, &human.account.id, 10).await;
     payments_rx.wait_for(1, 10).await;
     // Give the fan-out time to (wrongly) deliver elsewhere: one more event for another
     // account, then its delivery, are proof that the first event was fully projected.
-    let (bystander, _) = (other.me().await.unwrap(), ());
-    top_up(&app, &admin, &bystander.id, 1).await;
+    let bystander = other.me().await.unwrap();
+    top_up(&admin, &bystander.id, 1).await;
     other_rx.wait_for(1, 10).await;
     assert_eq!(tasks_rx.got().len(), 0, "a task.* endpoint gets no payment events");
     assert_eq!(other_rx.got().len(), 1, "nobody gets another account's events");
@@ -221,7 +220,7 @@ async fn failures_are_retried_until_a_success(backend: Backend) {
     let (human, client) = app.human("Retry").await;
     let hook = register(&client, &receiver.url, &["*"]).await;
     let admin = app.admin().await;
-    top_up(&app, &admin, &human.account.id, 7).await;
+    top_up(&admin, &human.account.id, 7).await;
     let got = receiver.wait_for(3, 10).await;
     let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "every retry carries the same webhook-id: {ids:?}");
@@ -255,7 +254,7 @@ async fn attempts_run_out_and_a_failing_endpoint_is_disabled(backend: Backend) {
     let (human, client) = app.human("Flaky").await;
     let hook = register(&client, &receiver.url, &["payment.*"]).await;
     let admin = app.admin().await;
-    top_up(&app, &admin, &human.account.id, 3).await;
+    top_up(&admin, &human.account.id, 3).await;
     let log = eventually(10, "the delivery failed for good", || async {
         let log = client.webhook_deliveries(&hook.webhook.id, "status=failed").await.unwrap();
         (!log.is_empty()).then_some(log)
@@ -265,7 +264,7 @@ async fn attempts_run_out_and_a_failing_endpoint_is_disabled(backend: Backend) {
     assert_eq!(receiver.got().len(), 2);
     // Failing since the first attempt, for longer than allowed: disabled, owner notified.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    top_up(&app, &admin, &human.account.id, 4).await;
+    top_up(&admin, &human.account.id, 4).await;
     let hook = eventually(10, "the endpoint disabled", || async {
         let h = client.webhooks().await.unwrap().remove(0);
         (!h.active).then_some(h)
@@ -287,7 +286,7 @@ async fn gone_disables_and_redelivery_needs_it_enabled(backend: Backend) {
     let (human, client) = app.human("Gone").await;
     let hook = register(&client, &receiver.url, &["*"]).await;
     let admin = app.admin().await;
-    top_up(&app, &admin, &human.account.id, 9).await;
+    top_up(&admin, &human.account.id, 9).await;
     let h = eventually(10, "410 disables the endpoint", || async {
         let h = client.webhooks().await.unwrap().remove(0);
         (!h.active).then_some(h)
@@ -399,7 +398,7 @@ async fn replicas_share_deliveries_without_doubles(backend: Backend) {
     register(&client, &receiver.url, &["payment.topped_up"]).await;
     let admin = app.admin().await;
     for i in 1..=60 {
-        top_up(&app, &admin, &human.account.id, i).await;
+        top_up(&admin, &human.account.id, i).await;
     }
     let got = receiver.wait_for(60, 30).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
