@@ -56,6 +56,16 @@ pub enum UiBlockKind {
     Link,
 }
 
+impl UiBlockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Markdown => "markdown",
+            Self::File => "file",
+            Self::Link => "link",
+        }
+    }
+}
+
 /// A piece of a delivery meant for a person: markdown to render, or a file or link to show
 /// with a label (AgentFlow's `ui_content`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

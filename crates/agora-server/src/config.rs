@@ -51,6 +51,8 @@ pub struct Config {
     /// A webhook endpoint failing without a success for this many hours is disabled and
     /// its owner notified (fractions allowed).
     pub webhook_disable_after_hours: f64,
+    /// The currency of the AgentFlow dialect's integer point amounts (`/compat/agentflow`).
+    pub agentflow_currency: String,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             allow_private_webhooks: false,
             webhook_retry_schedule: agora_core::webhook::DEFAULT_RETRY_SCHEDULE.to_owned(),
             webhook_disable_after_hours: 120.0,
+            agentflow_currency: "PTS".to_owned(),
         }
     }
 }
@@ -112,7 +115,9 @@ impl Config {
         {
             return Err("webhook_disable_after_hours must be 0-8760".to_owned());
         }
-        self.currency_table().map(|_| ())
+        let table = self.currency_table()?;
+        table.parse(&self.agentflow_currency).map_err(|e| format!("agentflow_currency: {e}"))?;
+        Ok(())
     }
 
     /// How webhook deliveries are retried and when an endpoint is given up on.
@@ -294,6 +299,10 @@ webhook_retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
 # notified (AGORA_WEBHOOK_DISABLE_AFTER_HOURS).
 webhook_disable_after_hours = 120.0
 
+# The currency of the AgentFlow dialect's integer amounts (price, reward_amount,
+# budget_frozen…) under /compat/agentflow (AGORA_AGENTFLOW_CURRENCY).
+agentflow_currency = "PTS"
+
 # Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day. This table replaces
 # the defaults, so list every limit you want.
 [rate_limits]
@@ -333,6 +342,7 @@ mod tests {
         assert_eq!(parsed.allow_private_webhooks, d.allow_private_webhooks);
         assert_eq!(parsed.webhook_retry_schedule, d.webhook_retry_schedule);
         assert_eq!(parsed.webhook_disable_after_hours, d.webhook_disable_after_hours);
+        assert_eq!(parsed.agentflow_currency, d.agentflow_currency);
     }
 
     #[test]

@@ -75,6 +75,15 @@ impl std::error::Error for ApiError {}
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
 
+/// What an error response says, kept in its extensions so that a dialect (`crate::compat`)
+/// can say the same in its own error body without parsing ours.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: Value::Null, cause: None, retry_after: None }
@@ -217,11 +226,17 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let info = ErrorInfo { code: self.code, message: self.message, details: self.details };
         let body = ErrorEnvelope {
             success: false,
-            error: ErrorBody { code: self.code.to_owned(), message: self.message, details: self.details },
+            error: ErrorBody {
+                code: info.code.to_owned(),
+                message: info.message.clone(),
+                details: info.details.clone(),
+            },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(info);
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

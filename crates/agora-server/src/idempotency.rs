@@ -63,11 +63,21 @@ impl Idempotency {
     pub async fn commit<T: Serialize>(
         &self,
         state: &AppState,
-        mut tx: Box<dyn Tx>,
+        tx: Box<dyn Tx>,
         status: StatusCode,
         data: &T,
     ) -> Result<Response> {
-        let body = envelope_json(data, None)?;
+        self.commit_body(state, tx, status, envelope_json(data, None)?).await
+    }
+
+    /// [`Idempotency::commit`] for a body already in its final form: a dialect's own shape.
+    pub async fn commit_body(
+        &self,
+        state: &AppState,
+        mut tx: Box<dyn Tx>,
+        status: StatusCode,
+        body: String,
+    ) -> Result<Response> {
         if let Some(slot) = &self.0 {
             slot.recorded.store(true, Ordering::Relaxed);
             let now = Timestamp::now();

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod compat;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::gate));
     Router::new()
         .merge(api)
+        .merge(compat::router(&state))
         .route("/healthz", get(api::ops::healthz))
         .route("/readyz", get(api::ops::readyz))
         .route("/metrics", get(api::ops::metrics))

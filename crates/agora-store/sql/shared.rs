@@ -968,22 +968,26 @@ impl Store for BackendStore {
             "($1 IS NULL OR requester_id = $1) AND ($2 IS NULL OR assignee_id = $2)"
         };
         let filter = format!(
-            "{who} AND ($3 IS NULL OR ',' || $3 || ',' LIKE '%,' || status || ',%') AND ($4 IS NULL OR kind = $4)"
+            "{who} AND ($3 IS NULL OR ',' || $3 || ',' LIKE '%,' || status || ',%') \
+             AND ($4 IS NULL OR ',' || $4 || ',' LIKE '%,' || kind || ',%') \
+             AND (NOT $5 OR assignee_id IS NOT NULL)"
         );
         let statuses = (!q.statuses.is_empty())
             .then(|| q.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
         let requester = q.requester.as_ref().map(AccountId::as_str);
         let assignee = q.assignee.as_ref().map(AccountId::as_str);
-        let kind = q.kind.map(TaskKind::as_str);
+        let kinds =
+            (!q.kinds.is_empty()).then(|| q.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
         let sql = format!(
-            "SELECT {} FROM tasks WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6",
+            "SELECT {} FROM tasks WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7",
             task_cols!()
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(requester)
             .bind(assignee)
             .bind(statuses.as_deref())
-            .bind(kind)
+            .bind(kinds.as_deref())
+            .bind(q.assigned_only)
             .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
             .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -994,7 +998,8 @@ impl Store for BackendStore {
                 .bind(requester)
                 .bind(assignee)
                 .bind(statuses.as_deref())
-                .bind(kind)
+                .bind(kinds.as_deref())
+                .bind(q.assigned_only)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(err)?
@@ -1094,7 +1099,7 @@ impl Store for BackendStore {
                   OR lower(s.description) LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR ",
             online_since!("$3"),
-            ")"
+            ") AND ($4 IS NULL OR s.currency = $4)"
         );
         let order = match q.sort {
             ServiceSort::Newest => "s.created_at DESC, s.id DESC",
@@ -1107,13 +1112,14 @@ impl Store for BackendStore {
         let online = q.online_since.map(Timestamp::millis);
         let sql = format!(
             "SELECT {} FROM services s JOIN accounts a ON a.id = s.agent_id WHERE {filter} \
-             ORDER BY {order} LIMIT $4 OFFSET $5",
+             ORDER BY {order} LIMIT $5 OFFSET $6",
             service_cols!()
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(agent)
             .bind(text.as_deref())
             .bind(online)
+            .bind(q.currency.as_ref().map(Currency::as_str))
             .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
             .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -1125,6 +1131,7 @@ impl Store for BackendStore {
         .bind(agent)
         .bind(text.as_deref())
         .bind(online)
+        .bind(q.currency.as_ref().map(Currency::as_str))
         .fetch_one(&self.pool)
         .await
         .map_err(err)?

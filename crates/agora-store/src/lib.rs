@@ -423,8 +423,12 @@ pub struct TaskQuery {
     pub assignee: Option<AccountId>,
     /// Either of the two (when both are set, a task matching one is enough).
     pub either: bool,
+    /// Any of these statuses (all when empty).
     pub statuses: Vec<TaskStatus>,
-    pub kind: Option<TaskKind>,
+    /// Any of these kinds (all when empty).
+    pub kinds: Vec<TaskKind>,
+    /// Only tasks someone is (or was last) assigned to.
+    pub assigned_only: bool,
     pub offset: u64,
     pub limit: u64,
 }
@@ -491,6 +495,8 @@ pub struct ServiceQuery {
     pub online_since: Option<Timestamp>,
     /// Only this agent's services, published or not.
     pub agent: Option<AccountId>,
+    /// Only services priced in this currency.
+    pub currency: Option<Currency>,
     pub sort: ServiceSort,
     pub offset: u64,
     pub limit: u64,

@@ -171,6 +171,9 @@ struct Settings {
     /// Disable a webhook endpoint failing without a success for this many hours [default: 120].
     #[arg(long, env = "AGORA_WEBHOOK_DISABLE_AFTER_HOURS", global = true)]
     webhook_disable_after_hours: Option<f64>,
+    /// The currency of the AgentFlow dialect's integer amounts [default: PTS].
+    #[arg(long, env = "AGORA_AGENTFLOW_CURRENCY", global = true)]
+    agentflow_currency: Option<String>,
 }
 
 impl Settings {
@@ -236,6 +239,9 @@ impl Settings {
         }
         if let Some(v) = self.webhook_disable_after_hours {
             cfg.webhook_disable_after_hours = v;
+        }
+        if let Some(v) = &self.agentflow_currency {
+            cfg.agentflow_currency = v.clone();
         }
         cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(cfg)

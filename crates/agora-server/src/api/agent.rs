@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
-use agora_core::{Timestamp, account::AccountKind};
-use agora_store::work;
+use agora_core::{
+    Timestamp,
+    account::{Account, AccountKind, Presence},
+};
+use agora_store::{Task, work};
 use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -56,20 +59,45 @@ async fn heartbeat(
         Some("offline") => true,
         Some(_) => return Err(ApiError::invalid("status", "must be online or offline")),
     };
-    let now = Timestamp::now();
-    let mut tx = state.store.begin().await?;
-    tx.touch_presence(&caller.account.id, now, offline).await?;
-    let in_progress = tx.in_progress_count(&caller.account.id).await?;
-    tx.commit().await?;
-    let mut account = caller.account;
-    account.last_seen_at = Some(now);
-    if offline {
-        account.offline_at = Some(now);
-    }
     ok(&t::Heartbeat {
         next_heartbeat_in_seconds: HEARTBEAT_SECONDS,
-        status: account.presence(now, in_progress).as_str().to_owned(),
+        status: touch(&state, caller.account, offline).await?.as_str().to_owned(),
     })
+}
+
+/// Records that `agent` is alive now, or signs it off, and returns its derived status.
+pub async fn touch(state: &AppState, mut agent: Account, offline: bool) -> Result<Presence> {
+    let now = Timestamp::now();
+    let mut tx = state.store.begin().await?;
+    tx.touch_presence(&agent.id, now, offline).await?;
+    let in_progress = tx.in_progress_count(&agent.id).await?;
+    tx.commit().await?;
+    agent.last_seen_at = Some(now);
+    if offline {
+        agent.offline_at = Some(now);
+    }
+    Ok(agent.presence(now, in_progress))
+}
+
+/// Claims the next task waiting in `agent`'s inbox, if there is one, with a lease.
+pub async fn claim_once(state: &AppState, agent: &Account) -> Result<Option<Task>> {
+    // The claim's transaction is the only time a poll holds a database connection.
+    let mut tx = state.store.begin().await?;
+    let claimed = work::claim_next(
+        tx.as_mut(),
+        &agent.id,
+        agent.profile.max_concurrent_tasks,
+        &state.config.engine(),
+        Timestamp::now(),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(task) = &claimed {
+        state.metrics.tasks_claimed.inc();
+        let waited_ms = Timestamp::now().millis().saturating_sub(task.created_at.millis());
+        state.metrics.dispatch_latency.observe(waited_ms as f64 / 1000.0);
+    }
+    Ok(claimed)
 }
 
 /// Wait for the next task assigned to this agent and claim it with a lease (default 300 s;
@@ -92,7 +120,6 @@ async fn inbox(
     let agent = &caller.account;
     let waiting = state.dispatcher.wait_for(&agent.id);
     let mut shutdown = state.dispatcher.shutdown_signal();
-    let settings = state.config.engine();
     loop {
         // Listen before looking, so that work committed between the look and the wait
         // still wakes this poll.
@@ -102,21 +129,7 @@ async fn inbox(
         if state.dispatcher.is_shut_down() {
             break;
         }
-        // The claim's transaction is the only time a poll holds a database connection.
-        let mut tx = state.store.begin().await?;
-        let claimed = work::claim_next(
-            tx.as_mut(),
-            &agent.id,
-            agent.profile.max_concurrent_tasks,
-            &settings,
-            Timestamp::now(),
-        )
-        .await?;
-        tx.commit().await?;
-        if let Some(task) = claimed {
-            state.metrics.tasks_claimed.inc();
-            let waited_ms = Timestamp::now().millis().saturating_sub(task.created_at.millis());
-            state.metrics.dispatch_latency.observe(waited_ms as f64 / 1000.0);
+        if let Some(task) = claim_once(&state, agent).await? {
             return ok(&t::Inbox { task: Some(views::task(&task, None, None)) });
         }
         tokio::select! {

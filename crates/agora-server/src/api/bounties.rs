@@ -10,7 +10,7 @@ use agora_core::{
     work::{Bounty, BountyInput},
 };
 use agora_store::{
-    TaskQuery,
+    Task, TaskQuery, Tx,
     work::{self, Act},
 };
 use axum::{
@@ -52,6 +52,12 @@ async fn post_bounty(
     idem: Idempotency,
     ApiJson(req): ApiJson<t::BountyRequest>,
 ) -> Result<Response> {
+    let (tx, task) = post(&state, &caller, req).await?;
+    idem.commit(&state, tx, StatusCode::CREATED, &views::task(&task, None, None)).await
+}
+
+/// Posts a bounty for the caller with its reward held, in a transaction the caller commits.
+pub async fn post(state: &AppState, caller: &Caller, req: t::BountyRequest) -> Result<(Box<dyn Tx>, Task)> {
     let mut inv = Invalid::default();
     let currency = inv.collect("currency", state.currencies.parse(req.currency.as_deref().unwrap_or("PTS")));
     let bounty = inv.collect(
@@ -70,7 +76,7 @@ async fn post_bounty(
     );
     let (Some(currency), Some(bounty)) = (currency, bounty) else { return Err(inv.into()) };
     let now = Timestamp::now();
-    let mut task = agora_store::Task::new(TaskKind::Bounty, &caller.account.id, bounty.title, now);
+    let mut task = Task::new(TaskKind::Bounty, &caller.account.id, bounty.title, now);
     task.description = bounty.description;
     task.input = bounty.input;
     task.details = serde_json::to_value(&bounty.terms).map_err(ApiError::internal)?;
@@ -78,7 +84,7 @@ async fn post_bounty(
     task.currency = Some(currency);
     let mut tx = state.store.begin().await?;
     let task = work::create(tx.as_mut(), task, now).await?;
-    idem.commit(&state, tx, StatusCode::CREATED, &views::task(&task, None, None)).await
+    Ok((tx, task))
 }
 
 /// Bounties: `open` ones (the default) from everyone; in any other status, only those the
@@ -101,20 +107,26 @@ async fn list_bounties(
         raw => tasks::statuses(raw, &mut inv),
     };
     let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
+    let found = state.store.tasks(&list_query(&caller, statuses, params)).await?;
+    let items: Vec<_> = found.items.iter().map(|task| views::task(task, None, None)).collect();
+    page(&items, params, found.total)
+}
+
+/// Which bounties a listing shows: open ones from everyone; in any other status (or all
+/// statuses, when `statuses` is empty), only those the caller posted or claimed.
+pub fn list_query(caller: &Caller, statuses: Vec<TaskStatus>, params: PageParams) -> TaskQuery {
     let public = statuses == [TaskStatus::Open];
     let me = caller.account.id.clone();
-    let query = TaskQuery {
+    TaskQuery {
         requester: (!public).then(|| me.clone()),
         assignee: (!public).then_some(me),
         either: !public,
         statuses,
-        kind: Some(TaskKind::Bounty),
+        kinds: vec![TaskKind::Bounty],
+        assigned_only: false,
         offset: params.offset(),
         limit: params.limit,
-    };
-    let found = state.store.tasks(&query).await?;
-    let items: Vec<_> = found.items.iter().map(|task| views::task(task, None, None)).collect();
-    page(&items, params, found.total)
+    }
 }
 
 async fn bounty(state: &AppState, raw: &str, caller: &Caller) -> Result<agora_store::Task> {
@@ -156,10 +168,16 @@ async fn claim_bounty(
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    let (tx, done) = claim(&state, &caller, &id).await?;
+    idem.commit(&state, tx, StatusCode::OK, &views::task(&done.task, None, None)).await
+}
+
+/// Claims the bounty `raw` names for the caller, in a transaction the caller commits.
+pub async fn claim(state: &AppState, caller: &Caller, raw: &str) -> Result<(Box<dyn Tx>, work::Done)> {
     // A claimed bounty is no longer visible to outsiders, yet the losers of a race must get
     // 409, not 404: one that is being worked on is answered by the state machine; a finished
     // one is 404 to anyone but its parties, so probing ids learns nothing.
-    let id = super::path_id(&id, agora_core::TaskId::parse, "bounty")?;
+    let id = super::path_id(raw, agora_core::TaskId::parse, "bounty")?;
     let task = state
         .store
         .task(&id)
@@ -180,7 +198,7 @@ async fn claim_bounty(
         Timestamp::now(),
     )
     .await?;
-    idem.commit(&state, tx, StatusCode::OK, &views::task(&done.task, None, None)).await
+    Ok((tx, done))
 }
 
 /// The poster cancels an unclaimed bounty (refunded), or takes back an overdue claim (the

@@ -1,17 +1,17 @@
 //! The native API (`/api/v1`): one module per area, each with its own routes.
 
 mod admin;
-mod agent;
+pub(crate) mod agent;
 mod agents;
 mod auth;
-mod bounties;
+pub(crate) mod bounties;
 mod chats;
 mod live;
 mod me;
 mod notifications;
 pub mod ops;
-mod services;
-mod tasks;
+pub(crate) mod services;
+pub(crate) mod tasks;
 pub mod views;
 mod wallet;
 mod webhooks;
@@ -39,6 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Parses a path id; a malformed id names nothing, so it is a 404 like a missing one.
-fn path_id<T>(raw: &str, parse: fn(&str) -> Option<T>, what: &str) -> crate::error::Result<T> {
+pub(crate) fn path_id<T>(raw: &str, parse: fn(&str) -> Option<T>, what: &str) -> crate::error::Result<T> {
     parse(raw).ok_or_else(|| crate::error::ApiError::not_found(what))
 }

@@ -11,7 +11,7 @@ use agora_core::{
     task::TaskKind,
     work::{ServiceInput, ServiceTerms, document},
 };
-use agora_store::{Service, ServiceQuery, ServiceSort, work};
+use agora_store::{Service, ServiceQuery, ServiceSort, Task, Tx, work};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -171,6 +171,7 @@ async fn list_services(
             text,
             online_since,
             agent: None,
+            currency: None,
             sort,
             offset: params.offset(),
             limit: params.limit,
@@ -262,14 +263,24 @@ async fn delete_service(
     .await
 }
 
-/// Changes a service the caller manages: `edit` applies to the row as locked in this
-/// transaction, so concurrent changes do not undo each other.
 async fn change(
     state: &AppState,
     caller: &Caller,
     raw: &str,
     edit: impl FnOnce(&mut Service) -> Result<(), Invalid>,
 ) -> Result<Response> {
+    let (service, agent) = edit_service(state, caller, raw, edit).await?;
+    ok(&views::service(&service, agent.as_ref(), None, Timestamp::now()))
+}
+
+/// Changes a service the caller manages (404 otherwise): `edit` applies to the row as
+/// locked in this transaction, so concurrent changes do not undo each other.
+pub async fn edit_service(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    edit: impl FnOnce(&mut Service) -> Result<(), Invalid>,
+) -> Result<(Service, Option<Account>)> {
     let (service, agent) = managed(state, raw, caller).await?;
     let now = Timestamp::now();
     let mut tx = state.store.begin().await?;
@@ -279,7 +290,7 @@ async fn change(
     current.updated_at = now;
     tx.update_service(&current).await?;
     tx.commit().await?;
-    ok(&views::service(&current, agent.as_ref(), None, now))
+    Ok((current, agent))
 }
 
 async fn set_favorite(state: &AppState, caller: &Caller, raw: &str, on: bool) -> Result<Response> {
@@ -338,7 +349,31 @@ async fn run_service(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::RunRequest>,
 ) -> Result<Response> {
-    let id = path_id(&id, ServiceId::parse, "service")?;
+    let (tx, service, task) = start_run(&state, &caller, &id, req.input_data).await?;
+    let body = t::Accepted {
+        task_id: task.id.to_string(),
+        status: task.status.as_str().to_owned(),
+        status_url: format!("/api/v1/tasks/{}", task.id),
+        chat_id: None,
+        service_id: Some(service.id.to_string()),
+        price: task
+            .price
+            .zip(task.currency.as_ref())
+            .map(|(amount, c)| t::Price { amount, currency: c.to_string() }),
+    };
+    idem.commit(&state, tx, StatusCode::ACCEPTED, &body).await
+}
+
+/// Starts a run of the published service `raw` names for the caller, in a transaction the
+/// caller commits: 404 if unknown, 403 for one's own service, 422 for input that fails the
+/// schema, 503 if its agent is offline, 402 if the price cannot be held.
+pub async fn start_run(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    input: serde_json::Value,
+) -> Result<(Box<dyn Tx>, Service, Task)> {
+    let id = path_id(raw, ServiceId::parse, "service")?;
     let service = state
         .store
         .service(&id)
@@ -353,14 +388,14 @@ async fn run_service(
             "you cannot run your own service",
         ));
     }
-    document(&req.input_data).map_err(|e| e.at("input_data"))?;
-    schema::check(&service.terms.input_schema, &req.input_data, "input_data")?;
+    document(&input).map_err(|e| e.at("input_data"))?;
+    schema::check(&service.terms.input_schema, &input, "input_data")?;
     let now = Timestamp::now();
-    let agent = chats::online_agent(&state, &service.agent_id, now, code::SERVICE_OFFLINE).await?;
+    let agent = chats::online_agent(state, &service.agent_id, now, code::SERVICE_OFFLINE).await?;
     let mut task =
         chats::direct_task(TaskKind::Service, &caller.account.id, &agent.id, service.terms.name.clone());
     task.description = service.terms.short_description.clone();
-    task.input = req.input_data;
+    task.input = input;
     task.service_id = Some(service.id.clone());
     task.details = json!({
         "service_name": service.terms.name, "service_version": service.terms.version,
@@ -372,16 +407,5 @@ async fn run_service(
     }
     let mut tx = state.store.begin().await?;
     let task = work::create(tx.as_mut(), task, now).await?;
-    let body = t::Accepted {
-        task_id: task.id.to_string(),
-        status: task.status.as_str().to_owned(),
-        status_url: format!("/api/v1/tasks/{}", task.id),
-        chat_id: None,
-        service_id: Some(service.id.to_string()),
-        price: task
-            .price
-            .zip(task.currency.as_ref())
-            .map(|(amount, c)| t::Price { amount, currency: c.to_string() }),
-    };
-    idem.commit(&state, tx, StatusCode::ACCEPTED, &body).await
+    Ok((tx, service, task))
 }

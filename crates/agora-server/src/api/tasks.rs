@@ -9,7 +9,7 @@ use agora_core::{
     work::{self as rules, Delivery, DeliveryInput, ProgressReport},
 };
 use agora_store::{
-    Task, TaskQuery,
+    Task, TaskQuery, Tx,
     work::{self, Act, Who},
 };
 use axum::{
@@ -68,6 +68,18 @@ pub async fn command(
     raw: &str,
     act: Act,
 ) -> Result<Response> {
+    let (tx, done) = act_on(state, caller, raw, act).await?;
+    idem.commit(state, tx, StatusCode::OK, &result(&done)).await
+}
+
+/// Runs `act` by the caller on a task it may see (404 otherwise), in a transaction the
+/// caller commits.
+pub async fn act_on(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    act: Act,
+) -> Result<(Box<dyn Tx>, work::Done)> {
     let task = visible(state, raw, caller).await?;
     let mut tx = state.store.begin().await?;
     let done = work::act(
@@ -79,7 +91,7 @@ pub async fn command(
         Timestamp::now(),
     )
     .await?;
-    idem.commit(state, tx, StatusCode::OK, &result(&done)).await
+    Ok((tx, done))
 }
 
 pub fn result(done: &work::Done) -> t::TaskResult {
@@ -128,7 +140,7 @@ async fn list_tasks(
         }
     };
     let statuses = statuses(q.status.as_deref(), &mut inv);
-    let kind = q.kind.as_deref().and_then(|k| {
+    let kinds = q.kind.as_deref().and_then(|k| {
         let parsed = TaskKind::parse(k);
         if parsed.is_none() {
             inv.push("kind", "must be chat, service, bounty, job, brief or step");
@@ -143,7 +155,8 @@ async fn list_tasks(
             assignee,
             either,
             statuses,
-            kind,
+            kinds: kinds.into_iter().collect(),
+            assigned_only: false,
             offset: params.offset(),
             limit: params.limit,
         })

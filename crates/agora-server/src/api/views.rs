@@ -161,12 +161,7 @@ fn delivery(d: &agora_core::work::Delivery) -> t::Delivery {
             .ui_blocks
             .iter()
             .map(|b| t::UiBlock {
-                kind: match b.kind {
-                    agora_core::work::UiBlockKind::Markdown => "markdown",
-                    agora_core::work::UiBlockKind::File => "file",
-                    agora_core::work::UiBlockKind::Link => "link",
-                }
-                .to_owned(),
+                kind: b.kind.as_str().to_owned(),
                 content: b.content.clone(),
                 label: b.label.clone(),
             })

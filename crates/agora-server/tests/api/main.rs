@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod agentflow;
 mod bounties;
 mod chat;
 mod conventions;
