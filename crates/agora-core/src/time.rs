@@ -40,6 +40,12 @@ impl Timestamp {
             .unwrap_or_else(|_| "0000-00".to_owned())
     }
 
+    /// Reads an RFC 3339 time (as `to_rfc3339` writes it), to the millisecond.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
+    }
+
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
@@ -71,5 +77,16 @@ mod tests {
         assert_eq!(Timestamp::from_millis(1000).plus_seconds(2).millis(), 3000);
         assert_eq!(Timestamp::from_millis(1_700_000_000_123).month(), "2023-11");
         assert_eq!(Timestamp::from_millis(0).month(), "1970-01");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        let t = Timestamp::from_millis(1_700_000_000_123);
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T23:13:20.5+01:00"),
+            Some(Timestamp::from_millis(1_700_000_000_500))
+        );
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

@@ -172,5 +172,6 @@ impl PgStore {
     }
 }
 
+pub mod scratch;
 #[cfg(feature = "testing")]
 pub mod testing;

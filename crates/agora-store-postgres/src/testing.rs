@@ -14,9 +14,9 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{Connection, postgres::PgConnectOptions};
+use sqlx::postgres::PgConnectOptions;
 
-use crate::PgStore;
+use crate::{PgStore, scratch};
 
 pub const URL_VAR: &str = "AGORA_TEST_DATABASE_URL";
 const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -48,14 +48,9 @@ impl TestSchema {
     /// Creates a fresh schema, or `None` when PostgreSQL tests are skipped.
     pub async fn create() -> Option<Self> {
         let url = server_url()?;
-        let name = format!("agora_t_{}", ulid_like());
-        let mut conn = sqlx::PgConnection::connect(&url)
+        let name = scratch::create_schema(&url, "agora_t")
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {URL_VAR}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create test schema: {e}"));
+            .unwrap_or_else(|e| panic!("cannot create a test schema at {URL_VAR}: {e}"));
         Some(Self { url, name })
     }
 
@@ -68,8 +63,7 @@ impl TestSchema {
 
     /// A connection URL that selects this schema (for processes started by a test).
     pub fn url_with_search_path(&self) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+        scratch::url_with_search_path(&self.url, &self.name)
     }
 
     /// A migrated store on this schema.
@@ -86,23 +80,8 @@ impl Drop for TestSchema {
         // Drop runs inside the test's runtime, which cannot be blocked on; use a thread of its own.
         let done = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
+            let _ = rt.block_on(scratch::drop_schema(&url, &name));
         });
         let _ = done.join();
     }
-}
-
-/// A unique, lower-case identifier part: time plus a process-wide counter.
-fn ulid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{t:x}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }

@@ -1,6 +1,7 @@
 //! `agora`: the one binary. `serve` runs the platform; `migrate`, `admin …` and
-//! `config example` operate it; `agent run` connects a local command as a worker agent. Configuration: flags > `AGORA_…` environment > TOML file >
-//! defaults (SPEC §11).
+//! `config example` operate it; `agent run` connects a local command as a worker agent;
+//! `bench` measures it on this machine. Configuration: flags > `AGORA_…` environment > TOML
+//! file > defaults (SPEC §11).
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -16,6 +17,7 @@ use agora_store::Store;
 use anyhow::{Context, bail};
 
 mod agent;
+mod bench;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -52,6 +54,12 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Measure Agora on this machine against the machine's own ceiling, in one run: each
+    /// scenario starts its own server on a fresh temporary database, on 127.0.0.1.
+    Bench(bench::BenchArgs),
+    /// The bare axum server `agora bench` compares Agora with (started by it).
+    #[command(hide = true)]
+    BenchBaselineServer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,11 +312,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let store = open_store(&cfg).await?;
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    // With port 0 the system picks one: from here on the address is the one bound, so the
+    // printed URL (which `agora bench` reads) is reachable.
+    cfg.listen = listener.local_addr().context("reading the bound address")?;
     let url = cfg.public_url();
     tracing::info!(backend = store.backend(), database = %cfg.effective_database_url(), "database ready");
     if let Some(admin) = agora_server::accounts::bootstrap_admin(store.as_ref()).await? {
@@ -419,6 +430,8 @@ async fn main() -> anyhow::Result<()> {
             };
             runner.run(shutdown_signal()?).await
         }
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchBaselineServer => bench::baseline_server().await,
         Command::Admin { command, settings } => {
             let cfg = settings.load()?;
             init_logging(cfg.log_format);

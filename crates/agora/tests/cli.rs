@@ -594,3 +594,62 @@ fn kill_9_webhooks(rt: &tokio::runtime::Runtime, database_url: Option<String>) {
     assert!(server.terminate().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `agora bench all` with tiny parameters, so the harness cannot rot: every scenario runs,
+/// prints its JSON object, and reports no errors. No timing is asserted: the figures are
+/// measurements, not checks.
+fn bench_smoke(database_url: Option<String>) {
+    let dir = temp_dir(if database_url.is_some() { "bench-pg" } else { "bench-sqlite" });
+    let mut cmd = agora(&dir);
+    cmd.args(["bench", "all", "--json", "--tasks", "20", "--agents", "3", "--concurrency", "2"]).args([
+        "--seconds",
+        "1",
+        "--waiting",
+        "30",
+        "--events",
+        "25",
+    ]);
+    if let Some(url) = &database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "agora bench failed");
+    let reports: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let names: Vec<&str> = reports.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "dispatch", "lifecycle", "idle", "webhooks"]);
+    let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+    for r in &reports {
+        assert_eq!(r["backend"], backend, "{r}");
+        assert!(r["cores"].as_u64().unwrap() >= 1, "{r}");
+        let errors = &r["figures"]["errors"];
+        assert!(errors.is_null() || errors == 0, "{r}");
+    }
+    let figure =
+        |name: &str, key: &str| reports.iter().find(|r| r["name"] == name).unwrap()["figures"][key].clone();
+    assert!(figure("baseline", "requests").as_u64().unwrap() > 0);
+    assert!(figure("dispatch", "p99_ms").as_f64().is_some());
+    assert!(figure("lifecycle", "lifecycles").as_u64().unwrap() > 0);
+    // A lifecycle is create, claim, deliver, read: at least four requests.
+    assert!(figure("lifecycle", "requests_per_lifecycle").as_f64().unwrap() >= 4.0);
+    assert!(figure("idle", "ratio_to_baseline").as_f64().is_some());
+    assert_eq!(figure("webhooks", "deliveries"), 25);
+    assert_eq!(figure("webhooks", "duplicates"), 0);
+}
+
+#[test]
+fn bench_smoke_sqlite() {
+    bench_smoke(None);
+}
+
+#[test]
+fn bench_smoke_postgres() {
+    // The bench makes (and drops) its own schema in the database it is given.
+    match agora_store_postgres::testing::server_url() {
+        Some(url) => bench_smoke(Some(url)),
+        None => eprintln!("skipped bench_smoke_postgres: no PostgreSQL"),
+    }
+}

@@ -1,0 +1,630 @@
+//! The scenarios. Each sets up its accounts through the API, measures, and stops its server.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agora_client::{
+    Client,
+    types::{
+        AccountType, DeliverRequest, PricingInput, ProfileFields, RegisterRequest, TopUpRequest,
+        WebhookRequest,
+    },
+};
+use agora_core::Timestamp;
+use anyhow::Context;
+use axum::{Router, extract::State, http::HeaderMap, routing::post};
+use tokio::{sync::mpsc, task::JoinSet};
+
+use super::{
+    BenchArgs, Progress, Report, Summary, r2,
+    servers::{Agora, Baseline, rss_bytes},
+};
+
+const PRICE: i64 = 1;
+/// How many setup requests (registrations, top-ups) run at once.
+const SETUP_CONCURRENCY: usize = 32;
+
+/// Runs `f(0..n)` with at most `concurrency` at a time; results in index order.
+async fn parallel<T, F, Fut>(n: usize, concurrency: usize, f: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..concurrency.clamp(1, n.max(1)) {
+        let (f, next) = (f.clone(), next.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(out);
+                }
+                out.push((i, f(i).await?));
+            }
+        });
+    }
+    let mut all = Vec::with_capacity(n);
+    while let Some(done) = set.join_next().await {
+        all.extend(done??);
+    }
+    all.sort_unstable_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, t)| t).collect())
+}
+
+/// An account of the benchmark's: its id and a client holding its API key.
+#[derive(Debug, Clone)]
+struct Member {
+    id: String,
+    client: Client,
+}
+
+/// Registers `n` agent accounts (requesters are agent accounts too: they need no password),
+/// each with a chat price of `price` PTS if given.
+async fn members(
+    base: &Client,
+    n: usize,
+    price: Option<i64>,
+    label: &'static str,
+) -> anyhow::Result<Vec<Member>> {
+    let progress = Progress::start(format!("registering {label}"), n as u64);
+    let counter = progress.counter();
+    let base = base.clone();
+    let made = parallel(n, SETUP_CONCURRENCY, move |i| {
+        let (base, counter) = (base.clone(), counter.clone());
+        async move {
+            let reg = base
+                .register(&RegisterRequest {
+                    account_type: AccountType::Agent,
+                    name: format!("bench {label} {i}"),
+                    email: None,
+                    password: None,
+                    description: None,
+                    skills: None,
+                    model_name: None,
+                })
+                .await
+                .context("registering an account")?;
+            let client = base.with_token(reg.api_key.context("an agent account gets a key")?);
+            if let Some(p) = price {
+                let pricing = PricingInput {
+                    currency: Some("PTS".into()),
+                    chat_first_message: Some(p),
+                    chat_subsequent_message: Some(p),
+                    per_task: None,
+                    hourly: None,
+                };
+                client
+                    .update_me(&ProfileFields { pricing: Some(pricing), ..Default::default() })
+                    .await
+                    .context("pricing an agent")?;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(Member { id: reg.account.id, client })
+        }
+    })
+    .await;
+    progress.finish().await;
+    made
+}
+
+async fn fund(server: &Agora, account: &str, amount: i64) -> anyhow::Result<()> {
+    let req = TopUpRequest { amount, currency: "PTS".into(), reason: Some("benchmark".into()) };
+    server.admin.top_up(account, &req).await.context("topping up a requester")?;
+    Ok(())
+}
+
+/// Waits until `n` inbox polls wait on the server (its `agora_inbox_waiters` gauge).
+async fn waiters(server: &Agora, n: usize, secs: u64) -> anyhow::Result<()> {
+    let progress = Progress::start("agents waiting".into(), n as u64);
+    let counter = progress.counter();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let result = loop {
+        let now = server.metric("agora_inbox_waiters").await.unwrap_or(0.0) as u64;
+        counter.store(now, Ordering::Relaxed);
+        if now >= n as u64 {
+            break Ok(());
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!("only {now} of {n} agents were waiting after {secs} s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    progress.finish().await;
+    result
+}
+
+/// Counts failures after the first, keeping the first one's text for the report.
+#[derive(Debug, Default)]
+struct Errors {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl Errors {
+    fn record(&self, what: impl std::fmt::Display) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(what.to_string());
+        }
+    }
+
+    fn add_to(&self, report: Report) -> Report {
+        let report = report.figure("errors", self.count.load(Ordering::Relaxed));
+        match self.first.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(first) => report.figure("first_error", first),
+            None => report,
+        }
+    }
+}
+
+/// A worker agent: polls its inbox, reports each claimed task (with the instant it was
+/// held), answers it, reports it delivered. Stops once `stop` is set.
+#[derive(Debug, Clone)]
+struct Worker {
+    client: Client,
+    stop: Arc<AtomicBool>,
+    errors: Arc<Errors>,
+    requests: Arc<AtomicU64>,
+    claimed: Option<mpsc::UnboundedSender<(String, Instant)>>,
+    delivered: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl Worker {
+    async fn run(self) {
+        let reply = DeliverRequest { text: Some("pong".into()), ..Default::default() };
+        while !self.stop.load(Ordering::Relaxed) {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let task = match self.client.inbox(30).await {
+                Ok(Some(task)) => task,
+                Ok(None) => continue,
+                Err(e) => {
+                    if !self.stop.load(Ordering::Relaxed) {
+                        self.errors.record(format!("inbox: {e}"));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    continue;
+                }
+            };
+            let held = Instant::now();
+            if let Some(tx) = &self.claimed {
+                let _ = tx.send((task.id.clone(), held));
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match self.client.deliver(&task.id, &reply).await {
+                Ok(_) => {
+                    if let Some(tx) = &self.delivered {
+                        let _ = tx.send(task.id);
+                    }
+                }
+                Err(e) => self.errors.record(format!("deliver: {e}")),
+            }
+        }
+    }
+}
+
+/// Stops the workers and the server; the server's shutdown answers their waiting polls.
+async fn wind_down(stop: &AtomicBool, server: Agora, mut workers: JoinSet<()>) -> anyhow::Result<()> {
+    stop.store(true, Ordering::Relaxed);
+    server.stop().await?;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(30), async { while workers.join_next().await.is_some() {} })
+            .await;
+    workers.abort_all();
+    Ok(())
+}
+
+pub async fn dispatch(args: &BenchArgs) -> anyhow::Result<Report> {
+    let (a, n) = (args.agents.max(1), args.tasks.max(1));
+    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "dispatch").await?;
+    let base = server.client();
+    let agents = members(&base, a, Some(PRICE), "agents").await?;
+    let requester = members(&base, 1, None, "requester").await?.remove(0);
+    fund(&server, &requester.id, PRICE * n as i64).await?;
+
+    let (claimed_tx, mut claimed) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(Errors::default());
+    let mut workers = JoinSet::new();
+    for agent in &agents {
+        let worker = Worker {
+            client: agent.client.clone(),
+            stop: stop.clone(),
+            errors: errors.clone(),
+            requests: Arc::default(),
+            claimed: Some(claimed_tx.clone()),
+            delivered: None,
+        };
+        workers.spawn(worker.run());
+    }
+    waiters(&server, a, 60).await?;
+
+    let progress = Progress::start("dispatch: tasks".into(), n as u64);
+    let counter = progress.counter();
+    let mut latencies = Vec::with_capacity(n);
+    let mut before_response = 0u64;
+    for i in 0..n {
+        let agent = &agents[i % a];
+        let created = requester.client.start_chat(&agent.id, "ping").await.context("creating a chat task")?;
+        let answered = Instant::now();
+        loop {
+            let (id, held) = tokio::time::timeout(Duration::from_secs(10), claimed.recv())
+                .await
+                .context("a created task was not held by its agent within 10 s")?
+                .context("the agents stopped")?;
+            if id == created.task_id {
+                if held < answered {
+                    before_response += 1;
+                }
+                latencies.push(held.saturating_duration_since(answered));
+                break;
+            }
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    progress.finish().await;
+    wind_down(&stop, server, workers).await?;
+
+    let s = Summary::of(latencies);
+    let report = Report::new("dispatch")
+        .param("agents", a)
+        .param("tasks", n)
+        .figure("p50_ms", s.p50)
+        .figure("p90_ms", s.p90)
+        .figure("p99_ms", s.p99)
+        .figure("max_ms", s.max)
+        .figure("held_before_create_response", before_response);
+    Ok(errors.add_to(report))
+}
+
+/// The same client, `concurrency` loops, against the bare hello-world endpoint.
+pub async fn baseline(args: &BenchArgs) -> anyhow::Result<Report> {
+    let server = Baseline::start().await?;
+    let client = Client::new(server.url.clone());
+    let c = args.concurrency.max(1);
+    let progress = Progress::start("baseline: requests".into(), 0);
+    let counter = progress.counter();
+    let errors = Arc::new(Errors::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds.max(1));
+    let mut loops = JoinSet::new();
+    for _ in 0..c {
+        let (client, counter, errors) = (client.clone(), counter.clone(), errors.clone());
+        loops.spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                match client.send(reqwest::Method::GET, "/hello", None, &[]).await {
+                    Ok(r) if r.status == 200 => latencies.push(t0.elapsed()),
+                    Ok(r) => errors.record(format!("hello: status {}", r.status)),
+                    Err(e) => errors.record(format!("hello: {e}")),
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(l) = loops.join_next().await {
+        latencies.extend(l?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    progress.finish().await;
+    server.stop().await?;
+    let n = latencies.len();
+    let s = Summary::of(latencies);
+    let report = Report::new("baseline")
+        .param("concurrency", c)
+        .param("seconds", args.seconds)
+        .figure("requests", n)
+        .figure("requests_per_s", r2(n as f64 / elapsed))
+        .figure("p50_ms", s.p50)
+        .figure("p99_ms", s.p99);
+    Ok(errors.add_to(report))
+}
+
+pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report> {
+    let c = args.concurrency.max(1);
+    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "lifecycle").await?;
+    let base = server.client();
+    let agents = members(&base, c, Some(PRICE), "agents").await?;
+    let requesters = members(&base, c, None, "requesters").await?;
+    for r in &requesters {
+        fund(&server, &r.id, 1_000_000_000).await?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(Errors::default());
+    let requests = Arc::new(AtomicU64::new(0));
+    let mut workers = JoinSet::new();
+    let mut pairs = Vec::new();
+    for (agent, requester) in agents.iter().zip(&requesters) {
+        let (delivered_tx, delivered) = mpsc::unbounded_channel();
+        let worker = Worker {
+            client: agent.client.clone(),
+            stop: stop.clone(),
+            errors: errors.clone(),
+            requests: requests.clone(),
+            claimed: None,
+            delivered: Some(delivered_tx),
+        };
+        workers.spawn(worker.run());
+        pairs.push((agent.id.clone(), requester.client.clone(), delivered));
+    }
+    waiters(&server, c, 60).await?;
+
+    let progress = Progress::start("lifecycle: completed".into(), 0);
+    let counter = progress.counter();
+    requests.store(0, Ordering::Relaxed);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds.max(1));
+    let mut loops = JoinSet::new();
+    for (agent_id, requester, mut delivered) in pairs {
+        let (errors, requests, counter) = (errors.clone(), requests.clone(), counter.clone());
+        loops.spawn(async move {
+            let mut latencies = Vec::new();
+            'lifecycles: while Instant::now() < deadline {
+                let t0 = Instant::now();
+                requests.fetch_add(1, Ordering::Relaxed);
+                let created = match requester.start_chat(&agent_id, "ping").await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        errors.record(format!("create: {e}"));
+                        continue;
+                    }
+                };
+                // The agent tells its requester in-process that it delivered, as a webhook or
+                // the live stream would; then the requester reads the outcome once.
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(30), delivered.recv()).await {
+                        Ok(Some(id)) if id == created.task_id => break,
+                        Ok(Some(_)) => {}
+                        _ => {
+                            errors.record("a task was not delivered within 30 s");
+                            continue 'lifecycles;
+                        }
+                    }
+                }
+                requests.fetch_add(1, Ordering::Relaxed);
+                match requester.task(&created.task_id).await {
+                    Ok(t) if t.status == "completed" => {
+                        latencies.push(t0.elapsed());
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(t) => errors.record(format!("read: status {} instead of completed", t.status)),
+                    Err(e) => errors.record(format!("read: {e}")),
+                }
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(l) = loops.join_next().await {
+        latencies.extend(l?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let sent = requests.load(Ordering::Relaxed);
+    progress.finish().await;
+    wind_down(&stop, server, workers).await?;
+
+    let done = latencies.len();
+    let per_s = done as f64 / elapsed;
+    let per_lifecycle = if done > 0 { sent as f64 / done as f64 } else { 0.0 };
+    let bound = if per_lifecycle > 0.0 { ceiling / per_lifecycle } else { 0.0 };
+    let s = Summary::of(latencies);
+    let report = Report::new("lifecycle")
+        .param("pairs", c)
+        .param("seconds", args.seconds)
+        .figure("lifecycles", done)
+        .figure("lifecycles_per_s", r2(per_s))
+        .figure("p50_ms", s.p50)
+        .figure("p99_ms", s.p99)
+        .figure("requests_per_lifecycle", r2(per_lifecycle))
+        .figure("ceiling_requests_per_s", r2(ceiling))
+        .figure("fraction_of_ceiling_bound", if bound > 0.0 { r2(per_s / bound) } else { 0.0 });
+    Ok(errors.add_to(report))
+}
+
+/// Keeps `n` long-polls open through `client` (each re-polls when its wait ends) until
+/// `stop` is set.
+fn hold_polls(
+    n: usize,
+    stop: &Arc<AtomicBool>,
+    poll: impl Fn(usize) -> Client,
+    path: &'static str,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let (client, stop) = (poll(i), stop.clone());
+        set.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if client.send(reqwest::Method::GET, path, None, &[]).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+    }
+    set
+}
+
+/// Samples a process's RSS for a second after it settles and keeps the largest reading.
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut top = 0;
+    for _ in 0..10 {
+        top = top.max(rss_bytes(pid)?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(top)
+}
+
+pub async fn idle(args: &BenchArgs) -> anyhow::Result<Report> {
+    let w = args.waiting.max(1);
+    let mut server = Agora::start(args.database_url.as_deref(), &args.server_log, "idle").await?;
+    let agents = members(&server.client(), w, None, "agents").await?;
+    // Measured from a fresh process, so that memory freed after the registrations cannot
+    // hide what the waiting polls take.
+    server.restart().await?;
+    let agora_pid = server.pid()?;
+    let before = settled_rss(agora_pid).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys: Vec<String> = agents.iter().filter_map(|a| a.client.bearer().map(str::to_owned)).collect();
+    let polls = Client::new(server.url.clone());
+    let agora_polls =
+        hold_polls(w, &stop, |i| polls.with_token(keys[i].clone()), "/api/v1/agent/inbox?wait=60");
+    waiters(&server, w, 180).await?;
+    let during = settled_rss(agora_pid).await?;
+    wind_down(&stop, server, agora_polls).await?;
+    drop(polls);
+
+    let baseline = Baseline::start().await?;
+    let baseline_pid = baseline.pid()?;
+    let base_before = settled_rss(baseline_pid).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let bare = Client::new(baseline.url.clone());
+    let bare_polls = hold_polls(w, &stop, |_| bare.clone(), "/wait");
+    let progress = Progress::start("baseline polls waiting".into(), w as u64);
+    let counter = progress.counter();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let n = bare
+            .send(reqwest::Method::GET, "/waiting", None, &[])
+            .await?
+            .text
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0);
+        counter.store(n, Ordering::Relaxed);
+        if n >= w as u64 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {n} of {w} baseline polls were waiting after 180 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    progress.finish().await;
+    let base_during = settled_rss(baseline_pid).await?;
+    stop.store(true, Ordering::Relaxed);
+    baseline.stop().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut polls = bare_polls;
+        while polls.join_next().await.is_some() {}
+    })
+    .await;
+
+    let per = |during: u64, before: u64| during.saturating_sub(before) as f64 / w as f64;
+    let (agora, bare) = (per(during, before), per(base_during, base_before));
+    Ok(Report::new("idle")
+        .param("waiting", w)
+        .figure("agora_rss_before_mb", r2(before as f64 / 1e6))
+        .figure("agora_rss_waiting_mb", r2(during as f64 / 1e6))
+        .figure("agora_bytes_per_waiting_agent", agora.round())
+        .figure("baseline_rss_before_mb", r2(base_before as f64 / 1e6))
+        .figure("baseline_rss_waiting_mb", r2(base_during as f64 / 1e6))
+        .figure("baseline_bytes_per_waiting_poll", bare.round())
+        .figure("ratio_to_baseline", if bare > 0.0 { r2(agora / bare) } else { 0.0 }))
+}
+
+/// The local webhook receiver: when each delivery (by `webhook-id`) arrived, and its
+/// event's `created_at`, both in milliseconds of the shared wall clock.
+#[derive(Debug, Default)]
+struct Received {
+    by_id: Mutex<HashMap<String, (i64, i64)>>,
+    duplicates: AtomicU64,
+}
+
+async fn receive(State(r): State<Arc<Received>>, headers: HeaderMap, body: String) -> &'static str {
+    let now = Timestamp::now().millis();
+    let created = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("created_at").and_then(|c| c.as_str()).and_then(Timestamp::parse_rfc3339))
+        .map_or(now, Timestamp::millis);
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut seen = r.by_id.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.insert(id, (created, now)).is_some() {
+        r.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    "ok"
+}
+
+pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Report> {
+    let e = args.events.max(1);
+    let received = Arc::new(Received::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_url = format!("http://{}/hook", listener.local_addr()?);
+    let app = Router::new().route("/hook", post(receive)).with_state(received.clone());
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "webhooks").await?;
+    let firehose = members(&server.client(), 1, None, "receiver account").await?.remove(0);
+    let hook = WebhookRequest {
+        url: hook_url,
+        event_types: Some(vec!["payment.topped_up".into()]),
+        description: Some("benchmark".into()),
+        active: None,
+    };
+    firehose.client.create_webhook(&hook).await.context("registering the receiver")?;
+
+    // Events are committed the way they are in use: one API call, one transaction each.
+    let progress = Progress::start("webhooks: events committed".into(), e as u64);
+    let counter = progress.counter();
+    let started = Instant::now();
+    let (admin, account) = (server.admin.clone(), firehose.id.clone());
+    parallel(e, SETUP_CONCURRENCY, move |_| {
+        let (admin, account, counter) = (admin.clone(), account.clone(), counter.clone());
+        async move {
+            let req = TopUpRequest { amount: 1, currency: "PTS".into(), reason: None };
+            admin.top_up(&account, &req).await.context("committing an event (a top-up)")?;
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    })
+    .await?;
+    let committed = started.elapsed().as_secs_f64();
+    progress.finish().await;
+
+    let progress = Progress::start("webhooks: delivered".into(), e as u64);
+    let counter = progress.counter();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let timed_out = loop {
+        let n = received.by_id.lock().unwrap_or_else(|p| p.into_inner()).len();
+        counter.store(n as u64, Ordering::Relaxed);
+        if n >= e {
+            break false;
+        }
+        if Instant::now() > deadline {
+            break true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    progress.finish().await;
+    server.stop().await?;
+    receiver.abort();
+
+    let seen: Vec<(i64, i64)> =
+        received.by_id.lock().unwrap_or_else(|p| p.into_inner()).values().copied().collect();
+    anyhow::ensure!(!timed_out, "only {} of {e} deliveries arrived within 300 s", seen.len());
+    let first_commit = seen.iter().map(|(c, _)| *c).min().unwrap_or(0);
+    let last_receipt = seen.iter().map(|(_, r)| *r).max().unwrap_or(0);
+    let span = ((last_receipt - first_commit) as f64 / 1000.0).max(0.001);
+    let latencies = seen.iter().map(|(c, r)| Duration::from_millis((r - c).max(0) as u64)).collect();
+    let s = Summary::of(latencies);
+    Ok(Report::new("webhooks")
+        .param("events", e)
+        .figure("deliveries", seen.len())
+        .figure("deliveries_per_s", r2(seen.len() as f64 / span))
+        .figure("events_committed_per_s", r2(e as f64 / committed))
+        .figure("commit_to_receipt_p50_ms", s.p50)
+        .figure("commit_to_receipt_p99_ms", s.p99)
+        .figure("duplicates", received.duplicates.load(Ordering::Relaxed)))
+}
