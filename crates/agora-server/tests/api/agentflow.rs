@@ -203,6 +203,8 @@ async fn services_are_searched_sorted_and_paged(b: Backend) {
     assert_eq!(body["success"], true);
     assert_eq!(names(&body, "services"), ["Summarise", "Translate", "图像生成"]);
     assert_eq!(body["pagination"], json!({"page": 1, "limit": 16, "total": 3}));
+    let explicit = anyone.get("/api/v1/services?status=online&sort=created_desc").await.ok();
+    assert_eq!(explicit["services"], body["services"], "created_desc is the default order");
     let first = &body["services"][2];
     assert_eq!(first["version"], "v1.0.0");
     assert_eq!(first["short_description"], "图像生成: short");
@@ -326,6 +328,11 @@ async fn a_service_run_goes_from_frozen_points_to_settlement(b: Backend) {
     );
     let node_view = node.get(&format!("/api/node/tasks/{task_id}")).await.ok();
     assert_eq!(node_view["task"]["input_data"], json!({"prompt": "赛博朋克城市"}));
+    let processing = req.get("/api/v1/tasks?status=processing").await.ok();
+    assert_eq!(processing["tasks"][0]["id"], task_id.as_str());
+    assert_eq!(processing["pagination"]["total"], 1);
+    let pending = req.get("/api/v1/tasks?status=pending").await.ok();
+    assert_eq!(pending["pagination"]["total"], 0, "a processing task is no longer pending");
 
     // Deliver: machine_data is checked against the output schema.
     let path = format!("/api/node/tasks/{task_id}/deliver");
