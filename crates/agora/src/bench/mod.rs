@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// webhooks: events committed and delivered.
     #[arg(long, default_value_t = 5_000)]
     pub events: usize,
+    /// lifecycle alone: compare with this ceiling (requests/s) instead of measuring the
+    /// baseline first (for profiling runs; `all` always measures it).
+    #[arg(long)]
+    pub ceiling: Option<f64>,
     /// The servers' log filter (their `RUST_LOG`); logs go to a file in the run's directory.
     #[arg(long, default_value = "warn")]
     pub server_log: String,
@@ -234,7 +238,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ],
         one => vec![one],
     };
-    let mut ceiling: Option<f64> = None;
+    let mut ceiling: Option<f64> = args.ceiling.filter(|_| args.scenario != Scenario::All);
     for scenario in &order {
         let report = match scenario {
             Scenario::Baseline => scenarios::baseline(&args).await?,
