@@ -64,6 +64,22 @@ impl LogWatch {
         Self { wakeups: state.store.wakeups(), tick, shutdown: state.dispatcher.shutdown_signal() }
     }
 
+    /// Waits `window`, then takes every wake-up that arrived meanwhile as read: the commits
+    /// they announce are visible to the read that follows. A reader that writes (the
+    /// webhook fan-out) projects a burst of commits in one transaction this way, and stays
+    /// out of the way of the writes that follow a commit at once (an agent claiming the
+    /// task just created).
+    pub async fn coalesce(&mut self, window: Duration) {
+        tokio::time::sleep(window).await;
+        use broadcast::error::TryRecvError;
+        loop {
+            match self.wakeups.try_recv() {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
+    }
+
     /// Waits until the log may have grown; `false` once the server shuts down.
     pub async fn moved(&mut self) -> bool {
         loop {

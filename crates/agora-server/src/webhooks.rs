@@ -241,11 +241,16 @@ pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     ]
 }
 
-/// Projects new events as soon as they commit (the store's `Events` wake-up, from any
+/// How long the fan-out lets commits gather after a wake-up before it projects them, in
+/// one write transaction (measured with `agora bench`: see README, Performance).
+const FANOUT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Projects new events shortly after they commit (the store's `Events` wake-up, from any
 /// replica on PostgreSQL), and every `worker_interval_ms` in case a wake-up was lost.
 async fn fan_out_loop(state: AppState, kick: Arc<Notify>) {
     let mut watch = crate::live::LogWatch::new(&state);
     while watch.moved().await {
+        watch.coalesce(FANOUT_COALESCE).await;
         match fan_out(&state).await {
             Ok(n) if n > 0 => kick.notify_one(),
             Ok(_) => {}
