@@ -125,7 +125,8 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         }
         return next.run(req).await;
     };
-    let principal = match resolve(&state, &secret).await {
+    // Boxed: the lookup's state is not kept in the request's future while it waits on `next`.
+    let principal = match Box::pin(resolve(&state, &secret)).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             // Failed attempts count against the IP, so guessing keys is throttled too.

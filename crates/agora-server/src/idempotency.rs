@@ -134,7 +134,9 @@ fn request_hash(method: &Method, path_and_query: &str, body: &[u8]) -> String {
 
 /// See the module docs. Runs after authentication.
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match prepare(&state, req).await {
+    // Boxed, so that the future of every request, GETs and waiting long-polls included,
+    // does not carry the body-reading state of a keyed POST while it waits on `next`.
+    match Box::pin(prepare(&state, req)).await {
         Ok(Prepared::Run(req, recorded)) => {
             let resp = next.run(req).await;
             if resp.status().is_success() && !recorded.load(Ordering::Relaxed) {

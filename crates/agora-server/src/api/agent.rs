@@ -129,7 +129,9 @@ async fn inbox(
         if state.dispatcher.is_shut_down() {
             break;
         }
-        if let Some(task) = claim_once(&state, agent).await? {
+        // Boxed: a waiting poll's future then holds a pointer, not the claim's whole state
+        // machine, for as long as it waits (memory per waiting agent; `agora bench idle`).
+        if let Some(task) = Box::pin(claim_once(&state, agent)).await? {
             return ok(&t::Inbox { task: Some(views::task(&task, None, None)) });
         }
         tokio::select! {
