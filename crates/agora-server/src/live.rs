@@ -70,8 +70,8 @@ impl LogWatch {
     /// out of the way of the writes that follow a commit at once (an agent claiming the
     /// task just created).
     pub async fn coalesce(&mut self, window: Duration) {
-        tokio::time::sleep(window).await;
         use broadcast::error::TryRecvError;
+        tokio::time::sleep(window).await;
         loop {
             match self.wakeups.try_recv() {
                 Ok(_) | Err(TryRecvError::Lagged(_)) => {}

@@ -133,13 +133,10 @@ impl Report {
     }
 }
 
+/// A figure as the table shows it: numbers as they are (already rounded), strings bare.
 fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.2}"),
-            _ => n.to_string(),
-        },
         other => other.to_string(),
     }
 }

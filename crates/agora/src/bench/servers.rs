@@ -22,7 +22,8 @@ use tokio::{
 };
 
 /// No rate limits (the default per-key and the named ones): the benchmark is the only
-/// client, and it means to load the server. Everything else is the operator's default.
+/// client, and it means to load the server. Webhooks may go to the local receiver.
+/// Everything else is the operator's default.
 const CONFIG: &str = "rate_limit_per_minute = 0\nallow_private_webhooks = true\n\n[rate_limits]\n";
 
 /// Where a run keeps its files: the SQLite database, the config and the servers' logs.
@@ -106,6 +107,8 @@ pub struct Agora {
     dir: PathBuf,
     db: Database,
     pub url: String,
+    /// A client of this server with no credentials (one connection pool, reused).
+    pub client: Client,
     pub admin: Client,
     log_filter: String,
 }
@@ -119,7 +122,7 @@ impl Agora {
             Some(server_url) => {
                 let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
                     .await
-                    .with_context(|| "creating a benchmark schema in the PostgreSQL database".to_owned())?;
+                    .context("creating a benchmark schema in the PostgreSQL database")?;
                 let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
                 Database::Postgres { server_url: server_url.to_owned(), schema, url }
             }
@@ -133,14 +136,10 @@ impl Agora {
             dir,
             db,
             admin: base.with_token(tokens.access_token),
+            client: base,
             url,
             log_filter: log_filter.to_owned(),
         })
-    }
-
-    /// A client of this server with no credentials.
-    pub fn client(&self) -> Client {
-        Client::new(self.url.clone())
     }
 
     pub fn pid(&self) -> anyhow::Result<u32> {
@@ -154,11 +153,13 @@ impl Agora {
         let (child, url, _) = spawn(&self.dir, &self.db, &self.log_filter).await?;
         self.child = child;
         self.admin = self.admin.rebase(url.clone());
+        self.client = self.client.rebase(url.clone());
         self.url = url;
         Ok(())
     }
 
-    /// Sends SIGTERM without waiting: waiting long-polls are answered and closed.
+    /// SIGTERM (waiting long-polls are answered and closed), waits for the exit, and removes
+    /// the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         terminate(&mut self.child).await?;
         if let Database::Postgres { server_url, schema, .. } = &self.db {
@@ -172,7 +173,7 @@ impl Agora {
 
     /// Reads one gauge or counter from `/metrics`.
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let reply = self.client().send(reqwest::Method::GET, "/metrics", None, &[]).await?;
+        let reply = self.client.send(reqwest::Method::GET, "/metrics", None, &[]).await?;
         reply
             .text
             .lines()
