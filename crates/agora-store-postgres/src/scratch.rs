@@ -33,6 +33,20 @@ pub async fn drop_schema(url: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names of the schemas in the database at `url` that begin with `<prefix>_`, and so
+/// were made by `create_schema` (for finding what a run left behind).
+pub async fn schemas(url: &str, prefix: &str) -> Result<Vec<String>> {
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(backend)?;
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT schema_name::text FROM information_schema.schemata WHERE starts_with(schema_name, $1)",
+    )
+    .bind(format!("{prefix}_"))
+    .fetch_all(&mut conn)
+    .await
+    .map_err(backend)?;
+    Ok(names.into_iter().map(|(n,)| n).collect())
+}
+
 /// `url` with a `search_path` that selects schema `name` (for processes the caller starts).
 pub fn url_with_search_path(url: &str, name: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

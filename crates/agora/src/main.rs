@@ -308,7 +308,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("signal received: shutting down");
     })
 }
 
@@ -430,7 +430,7 @@ async fn main() -> anyhow::Result<()> {
             };
             runner.run(shutdown_signal()?).await
         }
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(args, shutdown_signal()?).await,
         Command::BenchBaselineServer => bench::baseline_server().await,
         Command::Admin { command, settings } => {
             let cfg = settings.load()?;

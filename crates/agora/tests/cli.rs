@@ -653,3 +653,78 @@ fn bench_smoke_postgres() {
         None => eprintln!("skipped bench_smoke_postgres: no PostgreSQL"),
     }
 }
+
+/// The processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// The scratch schemas the bench process `pid` made (`agora_bench_<time>_<pid>_<n>`).
+fn bench_schemas(rt: &tokio::runtime::Runtime, url: &str, pid: u32) -> Vec<String> {
+    let all = rt.block_on(agora_store_postgres::scratch::schemas(url, "agora_bench")).unwrap();
+    all.into_iter().filter(|s| s.rsplit('_').nth(1) == Some(pid.to_string().as_str())).collect()
+}
+
+/// SIGINT in the middle of a run: the bench stops its server child, drops its scratch
+/// schema (PostgreSQL when there is one) and removes its files, then exits with an error.
+#[test]
+fn bench_interrupted_stops_its_server_and_removes_its_database() {
+    let rt = runtime();
+    let postgres = agora_store_postgres::testing::server_url();
+    if postgres.is_none() {
+        eprintln!("no PostgreSQL: checking the SQLite run only (the schema is not checked)");
+    }
+    let dir = temp_dir("bench-interrupted");
+    let mut cmd = agora(&dir);
+    cmd.args(["bench", "dispatch", "--tasks", "1000000", "--agents", "2"]);
+    if let Some(url) = &postgres {
+        cmd.args(["--database-url", url]);
+    }
+    let mut bench = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = bench.id();
+    // A server child runs on its fresh database (the run's directory names the bench's pid).
+    let marker = format!("agora-bench-dispatch-{pid}-");
+    let running = (0..1200).any(|_| {
+        let up = !processes_with(&marker).is_empty()
+            && postgres.as_deref().is_none_or(|url| !bench_schemas(&rt, url, pid).is_empty());
+        if !up {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        up
+    });
+    assert!(running, "the bench started no server within 60 s");
+
+    assert!(Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let status = (0..1200)
+        .find_map(|_| {
+            let status = bench.try_wait().unwrap();
+            if status.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            status
+        })
+        .unwrap_or_else(|| {
+            let _ = bench.kill();
+            panic!("the bench did not exit within 60 s of SIGINT")
+        });
+    assert!(!status.success(), "an interrupted run is not a successful one");
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "its server is stopped");
+    let files: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(&format!("-{pid}-")))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("agora-bench-"))
+        .collect();
+    assert!(files.is_empty(), "its files are removed: {files:?}");
+    if let Some(url) = &postgres {
+        assert_eq!(bench_schemas(&rt, url, pid), Vec::<String>::new(), "its schema is dropped");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

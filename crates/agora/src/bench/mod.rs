@@ -12,7 +12,7 @@ use std::{
     io::{IsTerminal, Write},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -75,6 +75,9 @@ pub struct BenchArgs {
     /// The servers' log filter (their `RUST_LOG`); logs go to a file in the run's directory.
     #[arg(long, default_value = "warn")]
     pub server_log: String,
+    /// Not an argument: what this run has made and must remove.
+    #[arg(skip)]
+    pub leftovers: servers::Leftovers,
 }
 
 impl BenchArgs {
@@ -174,24 +177,26 @@ impl Summary {
 #[derive(Debug)]
 struct Progress {
     done: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
     fn start(label: String, total: u64) -> Self {
         let done = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let tty = std::io::stderr().is_terminal();
         let task = {
-            let (done, stop) = (done.clone(), stop.clone());
+            let done = done.clone();
             tokio::spawn(async move {
                 let every = if tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
                 let started = std::time::Instant::now();
                 loop {
-                    tokio::time::sleep(every).await;
-                    if stop.load(Ordering::Relaxed) {
-                        break;
+                    // Finishing ends the wait at once: a step never lasts a tick longer
+                    // than its work.
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = &mut stopped => break,
                     }
                     let n = done.load(Ordering::Relaxed);
                     let secs = started.elapsed().as_secs();
@@ -217,12 +222,26 @@ impl Progress {
     }
 
     async fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         let _ = self.task.await;
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs the scenarios until they finish, fail or `interrupted` resolves (SIGINT or
+/// SIGTERM); in every case the servers are stopped and their databases removed.
+pub async fn run(args: BenchArgs, interrupted: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let leftovers = args.leftovers.clone();
+    let outcome = tokio::select! {
+        outcome = run_scenarios(args) => outcome,
+        () = interrupted => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Whatever the outcome, the scenario's future is gone by now, and with it every server
+    // child still running (killed on drop); what they leave behind goes too.
+    leftovers.clean().await;
+    outcome
+}
+
+async fn run_scenarios(args: BenchArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let backend = args.backend();
     let order = match args.scenario {

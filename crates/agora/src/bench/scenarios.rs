@@ -241,7 +241,7 @@ async fn wind_down(stop: &AtomicBool, server: Agora, mut workers: JoinSet<()>) -
 
 pub async fn dispatch(args: &BenchArgs) -> anyhow::Result<Report> {
     let (a, n) = (args.agents.max(1), args.tasks.max(1));
-    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "dispatch").await?;
+    let server = Agora::start(args, "dispatch").await?;
     let base = server.client.clone();
     let agents = members(&base, a, Some(PRICE), "agents").await?;
     let requester = members(&base, 1, None, "requester").await?.remove(0);
@@ -304,7 +304,7 @@ pub async fn dispatch(args: &BenchArgs) -> anyhow::Result<Report> {
 
 /// The same client, `concurrency` loops, against the bare hello-world endpoint.
 pub async fn baseline(args: &BenchArgs) -> anyhow::Result<Report> {
-    let server = Baseline::start().await?;
+    let server = Baseline::start(&args.leftovers).await?;
     let client = Client::new(server.url.clone());
     let c = args.concurrency.max(1);
     let progress = Progress::start("baseline: requests".into(), 0);
@@ -350,7 +350,7 @@ pub async fn baseline(args: &BenchArgs) -> anyhow::Result<Report> {
 
 pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report> {
     let c = args.concurrency.max(1);
-    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "lifecycle").await?;
+    let server = Agora::start(args, "lifecycle").await?;
     let base = server.client.clone();
     let agents = members(&base, c, Some(PRICE), "agents").await?;
     let requesters = members(&base, c, None, "requesters").await?;
@@ -488,7 +488,7 @@ async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
 
 pub async fn idle(args: &BenchArgs) -> anyhow::Result<Report> {
     let w = args.waiting.max(1);
-    let mut server = Agora::start(args.database_url.as_deref(), &args.server_log, "idle").await?;
+    let mut server = Agora::start(args, "idle").await?;
     let agents = members(&server.client, w, None, "agents").await?;
     // Measured from a fresh process, so that memory freed after the registrations cannot
     // hide what the waiting polls take.
@@ -505,7 +505,7 @@ pub async fn idle(args: &BenchArgs) -> anyhow::Result<Report> {
     wind_down(&stop, server, agora_polls).await?;
     drop(polls);
 
-    let baseline = Baseline::start().await?;
+    let baseline = Baseline::start(&args.leftovers).await?;
     let baseline_pid = baseline.pid()?;
     let base_before = settled_rss(baseline_pid).await?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -570,7 +570,7 @@ pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Report> {
     let app = Router::new().route("/hook", post(receive)).with_state(received.clone());
     let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let server = Agora::start(args.database_url.as_deref(), &args.server_log, "webhooks").await?;
+    let server = Agora::start(args, "webhooks").await?;
     let firehose = members(&server.client, 1, None, "receiver account").await?.remove(0);
     let hook = WebhookRequest {
         url: hook_url,

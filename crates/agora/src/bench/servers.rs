@@ -6,12 +6,13 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
+use super::BenchArgs;
 use agora_client::Client;
 use anyhow::{Context, bail};
 use axum::{Router, extract::State, routing::get};
@@ -26,11 +27,65 @@ use tokio::{
 /// Everything else is the operator's default.
 const CONFIG: &str = "rate_limit_per_minute = 0\nallow_private_webhooks = true\n\n[rate_limits]\n";
 
-/// Where a run keeps its files: the SQLite database, the config and the servers' logs.
-fn run_dir(label: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("agora-bench-{label}-{}-{}", std::process::id(), unique()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+/// What a run has made and not yet removed: its servers' directories and PostgreSQL
+/// scratch schemas. Each is listed the moment it exists and struck off when its server's
+/// `stop` removes it, so a run that fails or is interrupted half-way cleans up exactly what
+/// is left (`clean`). The servers themselves need no entry: a `Child` kills its process
+/// when dropped (`kill_on_drop`), and an interrupted run drops them all.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers(Arc<Mutex<Vec<Leftover>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Leftover {
+    Dir(PathBuf),
+    Schema { server_url: String, name: String },
+}
+
+impl Leftovers {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Leftover>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, leftover: Leftover) {
+        self.list().push(leftover);
+    }
+
+    /// Removes one leftover now and strikes it off the list.
+    async fn remove(&self, leftover: Leftover) -> anyhow::Result<()> {
+        let removed = match &leftover {
+            Leftover::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+                Ok(())
+            }
+            Leftover::Schema { server_url, name } => {
+                agora_store_postgres::scratch::drop_schema(server_url, name)
+                    .await
+                    .context("dropping the benchmark schema")
+            }
+        };
+        self.list().retain(|l| *l != leftover);
+        removed
+    }
+
+    /// Removes everything still listed, schemas first (their servers' connections are gone
+    /// with the servers), and says what could not be removed.
+    pub async fn clean(&self) {
+        let left: Vec<Leftover> = self.list().drain(..).collect();
+        for leftover in left.into_iter().rev() {
+            if let Err(e) = self.remove(leftover.clone()).await {
+                eprintln!("agora bench: could not remove {leftover:?}: {e:#}");
+            }
+        }
+    }
+
+    /// Where a server keeps its files (the SQLite database, the config, its log), listed.
+    fn run_dir(&self, label: &str) -> anyhow::Result<PathBuf> {
+        let dir =
+            std::env::temp_dir().join(format!("agora-bench-{label}-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.add(Leftover::Dir(dir.clone()));
+        Ok(dir)
+    }
 }
 
 fn unique() -> u128 {
@@ -106,6 +161,7 @@ pub struct Agora {
     child: Child,
     dir: PathBuf,
     db: Database,
+    leftovers: Leftovers,
     pub url: String,
     /// A client of this server with no credentials (one connection pool, reused).
     pub client: Client,
@@ -114,15 +170,19 @@ pub struct Agora {
 }
 
 impl Agora {
-    pub async fn start(postgres: Option<&str>, log_filter: &str, label: &str) -> anyhow::Result<Self> {
-        let dir = run_dir(label)?;
+    /// Starts a server on a fresh database, as `args` says (SQLite or PostgreSQL, log
+    /// filter); what it makes is listed in `args.leftovers` until `stop`.
+    pub async fn start(args: &BenchArgs, label: &str) -> anyhow::Result<Self> {
+        let (leftovers, log_filter) = (&args.leftovers, args.server_log.as_str());
+        let dir = leftovers.run_dir(label)?;
         std::fs::write(dir.join("bench.toml"), CONFIG).context("writing the benchmark config")?;
-        let db = match postgres {
+        let db = match args.database_url.as_deref() {
             None => Database::Sqlite,
             Some(server_url) => {
                 let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
                     .await
                     .context("creating a benchmark schema in the PostgreSQL database")?;
+                leftovers.add(Leftover::Schema { server_url: server_url.to_owned(), name: schema.clone() });
                 let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
                 Database::Postgres { server_url: server_url.to_owned(), schema, url }
             }
@@ -135,6 +195,7 @@ impl Agora {
             child,
             dir,
             db,
+            leftovers: leftovers.clone(),
             admin: base.with_token(tokens.access_token),
             client: base,
             url,
@@ -162,13 +223,10 @@ impl Agora {
     /// the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         terminate(&mut self.child).await?;
-        if let Database::Postgres { server_url, schema, .. } = &self.db {
-            agora_store_postgres::scratch::drop_schema(server_url, schema)
-                .await
-                .context("dropping the benchmark schema")?;
+        if let Database::Postgres { server_url, schema, .. } = self.db {
+            self.leftovers.remove(Leftover::Schema { server_url, name: schema }).await?;
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(())
+        self.leftovers.remove(Leftover::Dir(self.dir)).await
     }
 
     /// Reads one gauge or counter from `/metrics`.
@@ -233,11 +291,12 @@ pub struct Baseline {
     child: Child,
     pub url: String,
     dir: PathBuf,
+    leftovers: Leftovers,
 }
 
 impl Baseline {
-    pub async fn start() -> anyhow::Result<Self> {
-        let dir = run_dir("baseline")?;
+    pub async fn start(leftovers: &Leftovers) -> anyhow::Result<Self> {
+        let dir = leftovers.run_dir("baseline")?;
         let log_path = dir.join("baseline.log");
         let log = std::fs::File::create(&log_path)?;
         let exe = std::env::current_exe().context("finding the agora binary")?;
@@ -253,7 +312,7 @@ impl Baseline {
             line.strip_prefix("listening on ").map(str::to_owned)
         })
         .await?;
-        Ok(Self { child, url, dir })
+        Ok(Self { child, url, dir, leftovers: leftovers.clone() })
     }
 
     pub fn pid(&self) -> anyhow::Result<u32> {
@@ -262,8 +321,7 @@ impl Baseline {
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
         terminate(&mut self.child).await?;
-        let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(())
+        self.leftovers.remove(Leftover::Dir(self.dir)).await
     }
 }
 
