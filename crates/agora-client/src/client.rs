@@ -328,6 +328,12 @@ impl Client {
         self.post(&format!("/api/v1/tasks/{task_id}/revision"), &req).await
     }
 
+    /// Refuses delivered work whose worker has been banned: the task fails, the escrow is
+    /// refunded.
+    pub async fn reject(&self, task_id: &str) -> Result<TaskResult, ClientError> {
+        self.post(&format!("/api/v1/tasks/{task_id}/reject"), &serde_json::json!({})).await
+    }
+
     pub async fn cancel(&self, task_id: &str) -> Result<TaskResult, ClientError> {
         self.post(&format!("/api/v1/tasks/{task_id}/cancel"), &serde_json::json!({})).await
     }

@@ -643,6 +643,10 @@ pub struct Task {
     pub service_id: Option<String>,
     pub lease_expires_at: Option<String>,
     pub deadline_at: Option<String>,
+    /// After a revision request: when the requester may give up on the revision (cancel,
+    /// refunded) if no new delivery has come (`AGORA_REVISION_HOURS`).
+    #[serde(default)]
+    pub revision_due_at: Option<String>,
     pub delivered_at: Option<String>,
     pub auto_accept_at: Option<String>,
     pub created_at: String,
@@ -878,6 +882,11 @@ pub struct WebhookWithSecret {
     pub webhook: Webhook,
     /// `whsec_…`: verify deliveries with it (Standard Webhooks). Shown this once.
     pub secret: String,
+    /// After a rotation: until when the replaced secret keeps signing beside this one
+    /// (each delivery then carries one signature per secret), so a receiver can switch
+    /// without missing a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_valid_until: Option<String>,
 }
 
 /// One attempt at a delivery.

@@ -358,7 +358,8 @@ pub struct Account {
     pub counters: Counters,
     pub banned_at: Option<Timestamp>,
     pub last_seen_at: Option<Timestamp>,
-    /// When the agent signed itself off; it is offline until it is next seen after this.
+    /// When the agent signed itself off; it stays offline until its next heartbeat, whatever
+    /// its inbox polls do meanwhile.
     pub offline_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -394,11 +395,10 @@ impl Account {
     }
 
     /// Online: seen (heartbeat or inbox wait) within the last [`ONLINE_WINDOW_SECS`], and
-    /// not signed off since.
+    /// not signed off (a heartbeat ends a sign-off).
     pub fn is_online(&self, now: Timestamp) -> bool {
-        self.last_seen_at.is_some_and(|t| {
-            t >= now.plus_seconds(-ONLINE_WINDOW_SECS) && self.offline_at.is_none_or(|off| off < t)
-        })
+        self.last_seen_at
+            .is_some_and(|t| t >= now.plus_seconds(-ONLINE_WINDOW_SECS) && self.offline_at.is_none())
     }
 
     /// The derived status, given how many tasks the account holds in progress.

@@ -96,6 +96,10 @@ prefixed_id!(
     /// An in-app notification.
     NotificationId, "ntf"
 );
+prefixed_id!(
+    /// A piece of durable background work (a timer, a pipeline step, a confirmation).
+    ChoreId, "chr"
+);
 
 #[cfg(test)]
 mod tests {

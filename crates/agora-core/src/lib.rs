@@ -5,6 +5,8 @@
 
 pub mod account;
 pub mod credential;
+pub mod error;
+pub mod event;
 pub mod id;
 pub mod ledger;
 pub mod money;
@@ -16,7 +18,7 @@ pub mod webhook;
 pub mod work;
 
 pub use id::{
-    AccountId, ApiKeyId, ChatId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
+    AccountId, ApiKeyId, ChatId, ChoreId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
     QuotaMovementId, ServiceId, SessionId, TaskId, WebhookId,
 };
 pub use time::Timestamp;

@@ -30,6 +30,9 @@
 
 use serde::Serialize;
 
+use crate::error::ErrorKind;
+pub use crate::event::EventType;
+
 /// What kind of work a task is; kinds differ only in how the assignee is chosen and how
 /// money settles (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -117,7 +120,7 @@ impl TaskStatus {
 /// How the actor relates to the task. The caller computes it from the signed-in account and
 /// the task's requester and assignee; the machine decides what each relation may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Actor {
+pub enum Relation {
     Requester,
     Assignee,
     /// A signed-in account that is neither the requester nor the assignee.
@@ -126,7 +129,7 @@ pub enum Actor {
     System,
 }
 
-impl Actor {
+impl Relation {
     pub const ALL: [Self; 4] = [Self::Requester, Self::Assignee, Self::OtherAccount, Self::System];
 }
 
@@ -153,6 +156,12 @@ pub enum Command {
     RequestRevision,
     /// `open | queued → cancelled`, by the requester.
     Cancel,
+    /// `in_progress → cancelled` by the requester, giving up on a revision whose deadline
+    /// has passed (the caller judges "passed"); not for chat.
+    CancelRevision,
+    /// `delivered → failed` by the requester, refusing work whose worker can no longer
+    /// stand behind it (the caller judges that: its worker was banned); not for chat.
+    Reject,
     /// Bounty only: `in_progress → open` by the requester once the claim is overdue (the
     /// caller judges "overdue"); clears the assignee.
     ReleaseClaim,
@@ -168,7 +177,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Assign,
         Self::Claim,
         Self::Progress,
@@ -178,6 +187,8 @@ impl Command {
         Self::Accept,
         Self::RequestRevision,
         Self::Cancel,
+        Self::CancelRevision,
+        Self::Reject,
         Self::ReleaseClaim,
         Self::LeaseExpired,
         Self::DeadlineExpired,
@@ -210,72 +221,6 @@ impl Transition {
     }
 }
 
-/// The type of an entry in the event log (SPEC §1 principle 3); its string is what
-/// webhooks, the live stream and timelines show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    TaskCreated,
-    TaskMatched,
-    TaskAssigned,
-    TaskClaimed,
-    TaskProgress,
-    TaskDelivered,
-    TaskCompleted,
-    TaskFailed,
-    TaskCancelled,
-    TaskExpired,
-    MessageReceived,
-    TaskRevisionRequested,
-    TaskReopened,
-}
-
-impl EventType {
-    pub const ALL: [Self; 13] = [
-        Self::TaskCreated,
-        Self::TaskMatched,
-        Self::TaskAssigned,
-        Self::TaskClaimed,
-        Self::TaskProgress,
-        Self::TaskDelivered,
-        Self::TaskCompleted,
-        Self::TaskFailed,
-        Self::TaskCancelled,
-        Self::TaskExpired,
-        Self::MessageReceived,
-        Self::TaskRevisionRequested,
-        Self::TaskReopened,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::TaskCreated => "task.created",
-            Self::TaskMatched => "task.matched",
-            Self::TaskAssigned => "task.assigned",
-            Self::TaskClaimed => "task.claimed",
-            Self::TaskProgress => "task.progress",
-            Self::TaskDelivered => "task.delivered",
-            Self::TaskCompleted => "task.completed",
-            Self::TaskFailed => "task.failed",
-            Self::TaskCancelled => "task.cancelled",
-            Self::TaskExpired => "task.expired",
-            Self::MessageReceived => "message.received",
-            Self::TaskRevisionRequested => "task.revision_requested",
-            Self::TaskReopened => "task.reopened",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-}
-
-// Serialised through `as_str` so the wire name and the stored name cannot drift apart.
-impl Serialize for EventType {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 /// The stable error codes [`apply`] can return, for callers that match on them.
 pub mod codes {
     pub const TASK_NOT_OPEN: &str = "TASK_NOT_OPEN";
@@ -293,102 +238,74 @@ pub mod codes {
     pub const LEASE_NOT_APPLICABLE: &str = "LEASE_NOT_APPLICABLE";
 }
 
-/// Which HTTP answer a refusal deserves; the HTTP layer maps it once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskErrorKind {
-    /// The command is illegal in the task's current state or for its kind (400).
-    Conflict,
-    /// Someone already holds the task (409), e.g. the losers of a bounty race.
-    AlreadyClaimed,
-    /// The actor is known but must not do this (403), e.g. claiming one's own bounty.
-    Forbidden,
-    /// This actor may never do this to this task (404: as far as it is concerned, the
-    /// action does not exist).
-    NotAllowed,
-}
-
-impl TaskErrorKind {
-    pub const fn http_status(&self) -> u16 {
-        match self {
-            Self::Conflict => 400,
-            Self::AlreadyClaimed => 409,
-            Self::Forbidden => 403,
-            Self::NotAllowed => 404,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct TaskError {
     /// One of [`codes`].
     pub code: &'static str,
     pub message: &'static str,
-    pub kind: TaskErrorKind,
+    pub kind: ErrorKind,
 }
 
 impl TaskError {
-    const fn new(code: &'static str, message: &'static str, kind: TaskErrorKind) -> Self {
+    const fn new(code: &'static str, message: &'static str, kind: ErrorKind) -> Self {
         Self { code, message, kind }
     }
 
     const FINISHED: Self = Self::new(
         codes::TASK_FINISHED,
         "the task has finished and accepts no further commands",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
     const NOT_REQUESTER: Self =
-        Self::new(codes::NOT_REQUESTER, "only the task's requester may do this", TaskErrorKind::NotAllowed);
+        Self::new(codes::NOT_REQUESTER, "only the task's requester may do this", ErrorKind::NotFound);
     const NOT_ASSIGNEE: Self =
-        Self::new(codes::NOT_ASSIGNEE, "only the task's assignee may do this", TaskErrorKind::NotAllowed);
+        Self::new(codes::NOT_ASSIGNEE, "only the task's assignee may do this", ErrorKind::NotFound);
     const NOT_PARTY: Self = Self::new(
         codes::NOT_ASSIGNEE,
         "only the task's requester or assignee may message on it",
-        TaskErrorKind::NotAllowed,
+        ErrorKind::NotFound,
     );
     const SYSTEM_ONLY: Self =
-        Self::new(codes::SYSTEM_ONLY, "only the system may do this", TaskErrorKind::NotAllowed);
+        Self::new(codes::SYSTEM_ONLY, "only the system may do this", ErrorKind::NotFound);
     const OWN_BOUNTY: Self = Self::new(
         codes::CANNOT_CLAIM_OWN_TASK,
         "the poster of a bounty cannot claim it",
-        TaskErrorKind::Forbidden,
+        ErrorKind::Forbidden,
     );
-    const ALREADY_CLAIMED: Self = Self::new(
-        codes::TASK_ALREADY_CLAIMED,
-        "the task has already been claimed",
-        TaskErrorKind::AlreadyClaimed,
-    );
+    const ALREADY_CLAIMED: Self =
+        Self::new(codes::TASK_ALREADY_CLAIMED, "the task has already been claimed", ErrorKind::Conflict);
     const NO_REVISION: Self = Self::new(
         codes::REVISION_NOT_SUPPORTED,
         "a chat turn cannot be sent back for revision",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
     const NOT_A_BOUNTY: Self =
-        Self::new(codes::NOT_A_BOUNTY, "only a bounty's claim can be released", TaskErrorKind::Conflict);
+        Self::new(codes::NOT_A_BOUNTY, "only a bounty's claim can be released", ErrorKind::BadRequest);
     const NO_LEASE: Self = Self::new(
         codes::LEASE_NOT_APPLICABLE,
         "bounties, jobs and briefs run on deadlines, not leases",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
-    const NOT_OPEN: Self = Self::new(codes::TASK_NOT_OPEN, "the task is not open", TaskErrorKind::Conflict);
+    const NOT_OPEN: Self = Self::new(codes::TASK_NOT_OPEN, "the task is not open", ErrorKind::BadRequest);
     const NOT_OPEN_OR_QUEUED: Self = Self::new(
         codes::TASK_NOT_OPEN,
         "only an open or queued task can be cancelled or expire",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
     const NOT_QUEUED: Self =
-        Self::new(codes::TASK_NOT_QUEUED, "the task is not waiting for pickup", TaskErrorKind::Conflict);
+        Self::new(codes::TASK_NOT_QUEUED, "the task is not waiting for pickup", ErrorKind::BadRequest);
     const NOT_IN_PROGRESS: Self =
-        Self::new(codes::TASK_NOT_IN_PROGRESS, "the task is not in progress", TaskErrorKind::Conflict);
+        Self::new(codes::TASK_NOT_IN_PROGRESS, "the task is not in progress", ErrorKind::BadRequest);
     const NOT_QUEUED_OR_IN_PROGRESS: Self = Self::new(
         codes::TASK_NOT_IN_PROGRESS,
         "only a queued or in-progress task can fail",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
     const NOT_DELIVERED: Self = Self::new(
         codes::TASK_NOT_DELIVERED,
         "the task has no delivery waiting for review",
-        TaskErrorKind::Conflict,
+        ErrorKind::BadRequest,
     );
 }
 
@@ -412,7 +329,7 @@ pub fn create_events(kind: TaskKind) -> Vec<EventType> {
 
 /// Decides `command` by `actor` on `task`: the new status and its events, or why not. See the
 /// module docs for which error wins when several apply.
-pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Transition, TaskError> {
+pub fn apply(task: &TaskSnapshot, actor: Relation, command: Command) -> Result<Transition, TaskError> {
     use EventType as E;
     use TaskStatus as S;
 
@@ -426,36 +343,36 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
         Command::Assign => {
             // The requester "assigns" when it names the agent (a hired bid); everything else
             // (matching, the AI team's planner) is a worker.
-            require(matches!(actor, Actor::System | Actor::Requester), TaskError::SYSTEM_ONLY)?;
+            require(matches!(actor, Relation::System | Relation::Requester), TaskError::SYSTEM_ONLY)?;
             require(status == S::Open, TaskError::NOT_OPEN)?;
             Ok(Transition::to(S::Queued, vec![E::TaskAssigned]))
         }
         Command::Claim => match actor {
-            Actor::Assignee => match status {
+            Relation::Assignee => match status {
                 S::Queued => Ok(Transition::to(S::InProgress, vec![E::TaskClaimed])),
                 S::Open => Err(TaskError::NOT_QUEUED),
                 _ => Err(TaskError::ALREADY_CLAIMED),
             },
             // A bounty is first come, first served: the first other account to claim it
             // becomes its assignee; the rest get 409.
-            Actor::OtherAccount if is_bounty => {
+            Relation::OtherAccount if is_bounty => {
                 require(status == S::Open, TaskError::ALREADY_CLAIMED)?;
                 Ok(Transition { sets_assignee: true, ..Transition::to(S::InProgress, vec![E::TaskClaimed]) })
             }
-            Actor::Requester if is_bounty => Err(TaskError::OWN_BOUNTY),
-            Actor::Requester | Actor::OtherAccount | Actor::System => Err(TaskError::NOT_ASSIGNEE),
+            Relation::Requester if is_bounty => Err(TaskError::OWN_BOUNTY),
+            Relation::Requester | Relation::OtherAccount | Relation::System => Err(TaskError::NOT_ASSIGNEE),
         },
         Command::Progress => {
-            require(actor == Actor::Assignee, TaskError::NOT_ASSIGNEE)?;
+            require(actor == Relation::Assignee, TaskError::NOT_ASSIGNEE)?;
             require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
             Ok(Transition::to(S::InProgress, vec![E::TaskProgress]))
         }
         Command::Message => {
-            require(matches!(actor, Actor::Requester | Actor::Assignee), TaskError::NOT_PARTY)?;
+            require(matches!(actor, Relation::Requester | Relation::Assignee), TaskError::NOT_PARTY)?;
             Ok(Transition::to(status, vec![E::MessageReceived]))
         }
         Command::Deliver => {
-            require(actor == Actor::Assignee, TaskError::NOT_ASSIGNEE)?;
+            require(actor == Relation::Assignee, TaskError::NOT_ASSIGNEE)?;
             require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
             if task.kind == TaskKind::Chat {
                 Ok(Transition::to(S::Completed, vec![E::TaskDelivered, E::TaskCompleted]))
@@ -464,7 +381,7 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
             }
         }
         Command::Fail => {
-            require(actor == Actor::Assignee, TaskError::NOT_ASSIGNEE)?;
+            require(actor == Relation::Assignee, TaskError::NOT_ASSIGNEE)?;
             require(matches!(status, S::Queued | S::InProgress), TaskError::NOT_QUEUED_OR_IN_PROGRESS)?;
             if is_bounty {
                 // A claimer giving up must not end the poster's bounty (anyone can claim one):
@@ -476,29 +393,41 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
             }
         }
         Command::Accept => {
-            require(matches!(actor, Actor::Requester | Actor::System), TaskError::NOT_REQUESTER)?;
+            require(matches!(actor, Relation::Requester | Relation::System), TaskError::NOT_REQUESTER)?;
             require(status == S::Delivered, TaskError::NOT_DELIVERED)?;
             Ok(Transition::to(S::Completed, vec![E::TaskCompleted]))
         }
         Command::RequestRevision => {
-            require(actor == Actor::Requester, TaskError::NOT_REQUESTER)?;
+            require(actor == Relation::Requester, TaskError::NOT_REQUESTER)?;
             require(task.kind != TaskKind::Chat, TaskError::NO_REVISION)?;
             require(status == S::Delivered, TaskError::NOT_DELIVERED)?;
             Ok(Transition::to(S::InProgress, vec![E::TaskRevisionRequested]))
         }
         Command::Cancel => {
-            require(actor == Actor::Requester, TaskError::NOT_REQUESTER)?;
+            require(actor == Relation::Requester, TaskError::NOT_REQUESTER)?;
             require(matches!(status, S::Open | S::Queued), TaskError::NOT_OPEN_OR_QUEUED)?;
             Ok(Transition::to(S::Cancelled, vec![E::TaskCancelled]))
         }
+        Command::CancelRevision => {
+            require(actor == Relation::Requester, TaskError::NOT_REQUESTER)?;
+            require(task.kind != TaskKind::Chat, TaskError::NO_REVISION)?;
+            require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
+            Ok(Transition::to(S::Cancelled, vec![E::TaskCancelled]))
+        }
+        Command::Reject => {
+            require(actor == Relation::Requester, TaskError::NOT_REQUESTER)?;
+            require(task.kind != TaskKind::Chat, TaskError::NO_REVISION)?;
+            require(status == S::Delivered, TaskError::NOT_DELIVERED)?;
+            Ok(Transition::to(S::Failed, vec![E::TaskFailed]))
+        }
         Command::ReleaseClaim => {
-            require(actor == Actor::Requester, TaskError::NOT_REQUESTER)?;
+            require(actor == Relation::Requester, TaskError::NOT_REQUESTER)?;
             require(is_bounty, TaskError::NOT_A_BOUNTY)?;
             require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
             Ok(Transition { clears_assignee: true, ..Transition::to(S::Open, vec![E::TaskReopened]) })
         }
         Command::LeaseExpired => {
-            require(actor == Actor::System, TaskError::SYSTEM_ONLY)?;
+            require(actor == Relation::System, TaskError::SYSTEM_ONLY)?;
             let (to, event) = match task.kind {
                 TaskKind::Chat | TaskKind::Service => (S::Failed, E::TaskFailed),
                 // A step goes back to the queue. The assignee is kept rather than cleared
@@ -511,12 +440,12 @@ pub fn apply(task: &TaskSnapshot, actor: Actor, command: Command) -> Result<Tran
             Ok(Transition::to(to, vec![event]))
         }
         Command::DeadlineExpired => {
-            require(actor == Actor::System, TaskError::SYSTEM_ONLY)?;
+            require(actor == Relation::System, TaskError::SYSTEM_ONLY)?;
             require(matches!(status, S::Open | S::Queued), TaskError::NOT_OPEN_OR_QUEUED)?;
             Ok(Transition::to(S::Expired, vec![E::TaskExpired]))
         }
         Command::Withdraw => {
-            require(actor == Actor::System, TaskError::SYSTEM_ONLY)?;
+            require(actor == Relation::System, TaskError::SYSTEM_ONLY)?;
             match task.kind {
                 TaskKind::Chat | TaskKind::Service => {
                     require(
@@ -550,9 +479,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use Actor::{Assignee, OtherAccount, Requester, System};
     use Command::*;
     use EventType as E;
+    use Relation::{Assignee, OtherAccount, Requester, System};
     use TaskKind::{Bounty, Brief, Chat, Job, Service, Step};
     use TaskStatus::{Cancelled, Completed, Delivered, Expired, Failed, InProgress, Open, Queued};
 
@@ -562,7 +491,7 @@ mod tests {
 
     /// One legal transition: for these kinds, from this status, this actor, this command →
     /// this status with these events. Written out literally, independently of `apply`.
-    type Row = (&'static [TaskKind], TaskStatus, Actor, Command, TaskStatus, &'static [EventType]);
+    type Row = (&'static [TaskKind], TaskStatus, Relation, Command, TaskStatus, &'static [EventType]);
 
     const LEGAL: &[Row] = &[
         (ANY, Open, System, Assign, Queued, &[E::TaskAssigned]),
@@ -588,6 +517,8 @@ mod tests {
         (NOT_CHAT, Delivered, Requester, RequestRevision, InProgress, &[E::TaskRevisionRequested]),
         (ANY, Open, Requester, Cancel, Cancelled, &[E::TaskCancelled]),
         (ANY, Queued, Requester, Cancel, Cancelled, &[E::TaskCancelled]),
+        (NOT_CHAT, InProgress, Requester, CancelRevision, Cancelled, &[E::TaskCancelled]),
+        (NOT_CHAT, Delivered, Requester, Reject, Failed, &[E::TaskFailed]),
         (&[Bounty], InProgress, Requester, ReleaseClaim, Open, &[E::TaskReopened]),
         (&[Chat, Service], InProgress, System, LeaseExpired, Failed, &[E::TaskFailed]),
         (&[Step], InProgress, System, LeaseExpired, Queued, &[E::TaskAssigned]),
@@ -600,7 +531,7 @@ mod tests {
         (&[Bounty, Job, Brief], InProgress, System, Withdraw, Open, &[E::TaskReopened]),
     ];
 
-    fn legal(kind: TaskKind, from: TaskStatus, actor: Actor, cmd: Command) -> Option<&'static Row> {
+    fn legal(kind: TaskKind, from: TaskStatus, actor: Relation, cmd: Command) -> Option<&'static Row> {
         let mut hits =
             LEGAL.iter().filter(|r| r.0.contains(&kind) && r.1 == from && r.2 == actor && r.3 == cmd);
         let hit = hits.next();
@@ -608,24 +539,24 @@ mod tests {
         hit
     }
 
-    /// Every code a refusal may carry, with the HTTP status it must map to.
-    const REFUSALS: &[(&str, u16)] = &[
-        ("TASK_NOT_OPEN", 400),
-        ("TASK_NOT_QUEUED", 400),
-        ("TASK_NOT_IN_PROGRESS", 400),
-        ("TASK_NOT_DELIVERED", 400),
-        ("TASK_FINISHED", 400),
-        ("REVISION_NOT_SUPPORTED", 400),
-        ("NOT_A_BOUNTY", 400),
-        ("LEASE_NOT_APPLICABLE", 400),
-        ("TASK_ALREADY_CLAIMED", 409),
-        ("CANNOT_CLAIM_OWN_TASK", 403),
-        ("NOT_ASSIGNEE", 404),
-        ("NOT_REQUESTER", 404),
-        ("SYSTEM_ONLY", 404),
+    /// Every code a refusal may carry, with the kind it must have.
+    const REFUSALS: &[(&str, ErrorKind)] = &[
+        ("TASK_NOT_OPEN", ErrorKind::BadRequest),
+        ("TASK_NOT_QUEUED", ErrorKind::BadRequest),
+        ("TASK_NOT_IN_PROGRESS", ErrorKind::BadRequest),
+        ("TASK_NOT_DELIVERED", ErrorKind::BadRequest),
+        ("TASK_FINISHED", ErrorKind::BadRequest),
+        ("REVISION_NOT_SUPPORTED", ErrorKind::BadRequest),
+        ("NOT_A_BOUNTY", ErrorKind::BadRequest),
+        ("LEASE_NOT_APPLICABLE", ErrorKind::BadRequest),
+        ("TASK_ALREADY_CLAIMED", ErrorKind::Conflict),
+        ("CANNOT_CLAIM_OWN_TASK", ErrorKind::Forbidden),
+        ("NOT_ASSIGNEE", ErrorKind::NotFound),
+        ("NOT_REQUESTER", ErrorKind::NotFound),
+        ("SYSTEM_ONLY", ErrorKind::NotFound),
     ];
 
-    fn err(kind: TaskKind, status: TaskStatus, actor: Actor, cmd: Command) -> TaskError {
+    fn err(kind: TaskKind, status: TaskStatus, actor: Relation, cmd: Command) -> TaskError {
         apply(&TaskSnapshot { kind, status }, actor, cmd).expect_err("should be refused")
     }
 
@@ -635,7 +566,7 @@ mod tests {
         let mut combinations = 0;
         for kind in TaskKind::ALL {
             for status in TaskStatus::ALL {
-                for actor in Actor::ALL {
+                for actor in Relation::ALL {
                     for cmd in Command::ALL {
                         combinations += 1;
                         let case = format!("{kind:?} {status:?} {actor:?} {cmd:?}");
@@ -654,10 +585,10 @@ mod tests {
                             (Some(_), Err(e)) => panic!("{case}: legal but refused with {e}"),
                             (None, Ok(t)) => panic!("{case}: illegal but went to {:?}", t.status),
                             (None, Err(e)) => {
-                                let Some(&(_, http)) = REFUSALS.iter().find(|(c, _)| *c == e.code) else {
+                                let Some(&(_, kind)) = REFUSALS.iter().find(|(c, _)| *c == e.code) else {
                                     panic!("{case}: unknown code {}", e.code)
                                 };
-                                assert_eq!(e.kind.http_status(), http, "{case}: {}", e.code);
+                                assert_eq!(e.kind, kind, "{case}: {}", e.code);
                                 if status.is_terminal() {
                                     assert_eq!(e.code, "TASK_FINISHED", "{case}");
                                 }
@@ -667,7 +598,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(combinations, 6 * 8 * 4 * 13);
+        assert_eq!(combinations, 6 * 8 * 4 * 15);
         let expected_legal: usize = LEGAL.iter().map(|r| r.0.len()).sum();
         assert_eq!(legal_seen, expected_legal, "every legal row was exercised");
     }
@@ -675,35 +606,33 @@ mod tests {
     #[test]
     fn accept_before_delivery_is_task_not_delivered() {
         let e = err(Service, InProgress, Requester, Accept);
-        assert_eq!((e.code, e.kind.http_status()), ("TASK_NOT_DELIVERED", 400));
+        assert_eq!((e.code, e.kind), ("TASK_NOT_DELIVERED", ErrorKind::BadRequest));
     }
 
     #[test]
-    fn second_claim_is_task_already_claimed_409() {
+    fn second_claim_is_task_already_claimed() {
         let first = apply(&TaskSnapshot { kind: Service, status: Queued }, Assignee, Claim).unwrap();
         assert_eq!(first.status, InProgress);
         let e = err(Service, first.status, Assignee, Claim);
-        assert_eq!((e.code, e.kind), ("TASK_ALREADY_CLAIMED", TaskErrorKind::AlreadyClaimed));
-        assert_eq!(e.kind.http_status(), 409);
+        assert_eq!((e.code, e.kind), ("TASK_ALREADY_CLAIMED", ErrorKind::Conflict));
 
         // The losers of a bounty race get the same answer.
         let won = apply(&TaskSnapshot { kind: Bounty, status: Open }, OtherAccount, Claim).unwrap();
         assert!(won.sets_assignee);
         let e = err(Bounty, won.status, OtherAccount, Claim);
-        assert_eq!((e.code, e.kind.http_status()), ("TASK_ALREADY_CLAIMED", 409));
+        assert_eq!((e.code, e.kind), ("TASK_ALREADY_CLAIMED", ErrorKind::Conflict));
     }
 
     #[test]
-    fn requester_claiming_own_bounty_is_cannot_claim_own_task_403() {
+    fn requester_claiming_own_bounty_is_cannot_claim_own_task() {
         let e = err(Bounty, Open, Requester, Claim);
-        assert_eq!((e.code, e.kind), ("CANNOT_CLAIM_OWN_TASK", TaskErrorKind::Forbidden));
-        assert_eq!(e.kind.http_status(), 403);
+        assert_eq!((e.code, e.kind), ("CANNOT_CLAIM_OWN_TASK", ErrorKind::Forbidden));
     }
 
     #[test]
     fn anything_on_a_completed_task_is_task_finished() {
         for kind in TaskKind::ALL {
-            for actor in Actor::ALL {
+            for actor in Relation::ALL {
                 for cmd in Command::ALL {
                     assert_eq!(
                         err(kind, Completed, actor, cmd).code,
@@ -754,14 +683,6 @@ mod tests {
     fn bounty_release_reopens_without_an_assignee() {
         let t = apply(&TaskSnapshot { kind: Bounty, status: InProgress }, Requester, ReleaseClaim).unwrap();
         assert_eq!((t.status, t.clears_assignee, t.sets_assignee), (Open, true, false));
-    }
-
-    #[test]
-    fn error_kinds_map_to_http_statuses() {
-        assert_eq!(TaskErrorKind::Conflict.http_status(), 400);
-        assert_eq!(TaskErrorKind::Forbidden.http_status(), 403);
-        assert_eq!(TaskErrorKind::NotAllowed.http_status(), 404);
-        assert_eq!(TaskErrorKind::AlreadyClaimed.http_status(), 409);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Webhooks and notifications (SPEC §7): which events an endpoint can subscribe to, how a
-//! delivery is signed (Standard Webhooks), when a failed one is tried again, which network
-//! addresses a delivery may reach, and what an in-app notification says about an event.
+//! Webhooks (SPEC §7): which events an endpoint can subscribe to (the names come from the
+//! event catalogue, `crate::event`), how a delivery is signed (Standard Webhooks), when a
+//! failed one is tried again, and which network addresses a delivery may reach.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -9,42 +9,9 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::Value;
 use sha2::Sha256;
 
-use crate::Invalid;
-
-/// Every event type an endpoint can name: SPEC §7's list and the ones the engine adds.
-pub const EVENT_TYPES: &[&str] = &[
-    "task.created",
-    "task.matched",
-    "task.assigned",
-    "task.claimed",
-    "task.progress",
-    "task.delivered",
-    "task.completed",
-    "task.failed",
-    "task.cancelled",
-    "task.expired",
-    "task.reopened",
-    "task.revision_requested",
-    "bid.created",
-    "bid.accepted",
-    "bid.rejected",
-    "message.received",
-    "delivery.submitted",
-    "delivery.reviewed",
-    "payment.held",
-    "payment.released",
-    "payment.refunded",
-    "payment.topped_up",
-    "payment.adjusted",
-    "payment.crypto.confirmed",
-    "review.received",
-    "invitation.received",
-    "post.replied",
-    "webhook.disabled",
-];
+use crate::{Invalid, event::EventType};
 
 /// The most endpoints one account may register.
 pub const MAX_ENDPOINTS: usize = 20;
@@ -65,10 +32,8 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
     for (i, t) in raw.iter().enumerate() {
         let t = t.trim();
         let known = t == "*"
-            || EVENT_TYPES.contains(&t)
-            || t.strip_suffix(".*").is_some_and(|noun| {
-                EVENT_TYPES.iter().any(|e| e.split_once('.').is_some_and(|(n, _)| n == noun))
-            });
+            || EventType::parse(t).is_some()
+            || t.strip_suffix(".*").is_some_and(|noun| EventType::ALL.iter().any(|e| e.noun() == noun));
         if !known {
             return Err(Invalid::field(
                 format!("event_types/{i}"),
@@ -85,7 +50,8 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
 }
 
 /// Whether an endpoint subscribed to `types` receives an event of `event_type`.
-pub fn subscribed(types: &[String], event_type: &str) -> bool {
+pub fn subscribed(types: &[String], event_type: EventType) -> bool {
+    let event_type = event_type.as_str();
     types.iter().any(|t| {
         t == "*"
             || t == event_type
@@ -164,6 +130,23 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
     mac.update(b".");
     mac.update(body);
     Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// The secrets a delivery is signed with at `now`: the current one, and a rotated-out one
+/// while its overlap lasts (Standard Webhooks sends one signature per secret, so a
+/// receiver still holding the old secret verifies during the switch).
+pub fn signing_secrets(
+    current: &str,
+    previous: Option<&(String, crate::Timestamp)>,
+    now: crate::Timestamp,
+) -> Vec<String> {
+    let mut all = vec![current.to_owned()];
+    if let Some((old, until)) = previous
+        && *until > now
+    {
+        all.push(old.clone());
+    }
+    all
 }
 
 /// Why a delivery may not go to `ip` (SSRF guard), or `None` if it may: loopback, private,
@@ -259,56 +242,6 @@ fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
-/// What an in-app notification says about an event: a title and a sentence, from the
-/// event's type and payload (task events carry the task's title).
-pub fn describe(event_type: &str, payload: &Value) -> (String, String) {
-    let title_of = |p: &Value| p.get("title").and_then(Value::as_str).unwrap_or("a task").to_owned();
-    let amount = |p: &Value, key: &str| {
-        let n = p.get(key).and_then(Value::as_i64).unwrap_or(0);
-        let c = p.get("currency").and_then(Value::as_str).unwrap_or("");
-        format!("{n} {c}").trim_end().to_owned()
-    };
-    let task = title_of(payload);
-    let (title, message) = match event_type {
-        "task.created" => ("New task", format!("\"{task}\" was created.")),
-        "task.matched" => {
-            ("A task matches your skills", format!("\"{task}\" is looking for someone like you."))
-        }
-        "task.assigned" => ("Task assigned", format!("\"{task}\" was assigned.")),
-        "task.claimed" => ("Task picked up", format!("\"{task}\" is being worked on.")),
-        "task.progress" => ("Progress", format!("\"{task}\" reported progress.")),
-        "task.delivered" => ("Work delivered", format!("\"{task}\" was delivered and awaits review.")),
-        "task.completed" => ("Task completed", format!("\"{task}\" is complete.")),
-        "task.failed" => ("Task failed", format!("\"{task}\" failed.")),
-        "task.cancelled" => ("Task cancelled", format!("\"{task}\" was cancelled.")),
-        "task.expired" => ("Task expired", format!("\"{task}\" expired.")),
-        "task.reopened" => ("Task reopened", format!("\"{task}\" is open again.")),
-        "task.revision_requested" => ("Revision requested", format!("\"{task}\" needs another revision.")),
-        "message.received" => ("New message", format!("New message on \"{task}\".")),
-        "payment.held" => ("Payment held", format!("{} is held in escrow.", amount(payload, "amount"))),
-        "payment.released" => ("Payment released", format!("{} was paid out.", amount(payload, "amount"))),
-        "payment.refunded" => {
-            ("Payment refunded", format!("{} came back to your wallet.", amount(payload, "amount")))
-        }
-        "payment.topped_up" => {
-            ("Wallet topped up", format!("{} was added to your wallet.", amount(payload, "amount")))
-        }
-        "payment.adjusted" => {
-            ("Wallet adjusted", format!("Your wallet changed by {}.", amount(payload, "delta")))
-        }
-        "webhook.disabled" => (
-            "Webhook endpoint disabled",
-            format!(
-                "Deliveries to {} stopped: {}.",
-                payload.get("url").and_then(Value::as_str).unwrap_or("an endpoint"),
-                payload.get("reason").and_then(Value::as_str).unwrap_or("it kept failing")
-            ),
-        ),
-        other => ("Update", other.to_owned()),
-    };
-    (title.to_owned(), message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,11 +249,11 @@ mod tests {
     #[test]
     fn subscriptions_match_exact_wildcard_and_noun() {
         let types = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(subscribed(&types(&["*"]), "payment.held"));
-        assert!(subscribed(&types(&["task.completed"]), "task.completed"));
-        assert!(!subscribed(&types(&["task.completed"]), "task.created"));
-        assert!(subscribed(&types(&["payment.*"]), "payment.crypto.confirmed"));
-        assert!(!subscribed(&types(&["task.*"]), "taskx.created"));
+        assert!(subscribed(&types(&["*"]), EventType::PaymentHeld));
+        assert!(subscribed(&types(&["task.completed"]), EventType::TaskCompleted));
+        assert!(!subscribed(&types(&["task.completed"]), EventType::TaskCreated));
+        assert!(subscribed(&types(&["payment.*"]), EventType::PaymentCryptoConfirmed));
+        assert!(!subscribed(&types(&["task.*"]), EventType::MessageReceived));
         assert!(parse_event_types(&types(&["task.*", "payment.held", "task.*"])).unwrap().len() == 2);
         assert!(parse_event_types(&types(&["task.complete"])).is_err());
         assert!(parse_event_types(&types(&["nope.*"])).is_err());
@@ -389,14 +322,5 @@ mod tests {
             assert_eq!(blocked_address(ip.parse().unwrap()), None, "{ip} must be allowed");
         }
         assert_eq!(blocked_address("169.254.169.254".parse().unwrap()), Some("cloud metadata address"));
-    }
-
-    #[test]
-    fn notifications_name_the_task_or_amount() {
-        let (t, m) = describe("task.delivered", &serde_json::json!({"title": "Logo"}));
-        assert_eq!(t, "Work delivered");
-        assert!(m.contains("Logo"));
-        let (_, m) = describe("payment.released", &serde_json::json!({"amount": 90, "currency": "PTS"}));
-        assert!(m.contains("90 PTS"));
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Invalid, account::Pricing, validation};
+use crate::{Invalid, account::Pricing, task::TaskKind, validation};
 
 /// Longest chat message, delivery text or task message (the seeds' 1–100000 characters).
 pub const MAX_TEXT: usize = 100_000;
@@ -372,6 +372,79 @@ impl Bounty {
     }
 }
 
+/// What a service run keeps of its service: the terms at the time it started, so that
+/// editing the service never changes a running task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRun {
+    pub service_name: String,
+    pub service_version: String,
+    pub input_schema: Value,
+    pub output_schema: Value,
+}
+
+/// What a task's kind adds to the fields every task has (SPEC §4), parsed once when a task
+/// is read. Kinds without terms of their own (a chat turn) carry none; kinds whose issues
+/// have not landed yet cannot be stored, so reading one is an error, never a default.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskTerms {
+    Chat,
+    Service(ServiceRun),
+    Bounty(BountyTerms),
+}
+
+impl TaskTerms {
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            Self::Chat => TaskKind::Chat,
+            Self::Service(_) => TaskKind::Service,
+            Self::Bounty(_) => TaskKind::Bounty,
+        }
+    }
+
+    /// The schema a delivery's output must satisfy, if the task has one that constrains it.
+    pub fn output_schema(&self) -> Option<&Value> {
+        let schema = match self {
+            Self::Chat => return None,
+            Self::Service(s) => &s.output_schema,
+            Self::Bounty(b) => &b.output_schema,
+        };
+        let unconstrained = schema.is_null() || schema.as_object().is_some_and(|o| o.is_empty());
+        (!unconstrained).then_some(schema)
+    }
+
+    /// The terms as one JSON object, with the failure log (`error`) when there is one: how
+    /// they are stored and how the API shows them (`details`).
+    pub fn to_details(&self, error: Option<&str>) -> Value {
+        let mut v = match self {
+            Self::Chat => Value::Object(Default::default()),
+            Self::Service(s) => serde_json::to_value(s).unwrap_or_default(),
+            Self::Bounty(b) => serde_json::to_value(b).unwrap_or_default(),
+        };
+        if let (Some(e), Some(o)) = (error, v.as_object_mut()) {
+            o.insert("error".to_owned(), Value::String(e.to_owned()));
+        }
+        v
+    }
+
+    /// Reads stored terms of a task of `kind`: the terms and the failure log.
+    pub fn from_details(kind: TaskKind, mut details: Value) -> Result<(Self, Option<String>), String> {
+        let error = details
+            .as_object_mut()
+            .and_then(|o| o.remove("error"))
+            .map(|e| e.as_str().map(str::to_owned).ok_or("error is not text"))
+            .transpose()?;
+        let terms = match kind {
+            TaskKind::Chat => Self::Chat,
+            TaskKind::Service => Self::Service(serde_json::from_value(details).map_err(|e| e.to_string())?),
+            TaskKind::Bounty => Self::Bounty(serde_json::from_value(details).map_err(|e| e.to_string())?),
+            other => {
+                return Err(format!("tasks of kind {} are not supported by this version", other.as_str()));
+            }
+        };
+        Ok((terms, error))
+    }
+}
+
 /// How a bounty's reward splits on acceptance: the worker's gross pay (before the platform
 /// fee) and what goes back to the poster. Late delivery costs the worker the penalty.
 pub const fn bounty_payout(reward: i64, penalty: i64, late: bool) -> (i64, i64) {
@@ -411,6 +484,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.ui_blocks[0].kind, UiBlockKind::Markdown);
+    }
+
+    #[test]
+    fn terms_round_trip_through_details_with_the_failure_log() {
+        let bounty = TaskTerms::Bounty(BountyTerms {
+            short_description: "s".into(),
+            penalty: 3,
+            max_delivery_hours: 12,
+            input_schema: json!({}),
+            output_schema: json!({"type": "object"}),
+        });
+        let details = bounty.to_details(Some("boom"));
+        assert_eq!(details["error"], "boom");
+        assert_eq!(details["max_delivery_hours"], 12);
+        let (back, error) = TaskTerms::from_details(TaskKind::Bounty, details).unwrap();
+        assert_eq!((back, error.as_deref()), (bounty.clone(), Some("boom")));
+        assert_eq!(bounty.output_schema(), Some(&json!({"type": "object"})));
+        assert_eq!(TaskTerms::from_details(TaskKind::Chat, json!({})).unwrap(), (TaskTerms::Chat, None));
+        // No silent defaults: a bounty without its delivery hours is an error.
+        assert!(TaskTerms::from_details(TaskKind::Bounty, json!({"short_description": "s"})).is_err());
+        assert!(TaskTerms::from_details(TaskKind::Job, json!({})).is_err());
     }
 
     #[test]

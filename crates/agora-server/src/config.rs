@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use agora_app::limits::RateSpec;
 use agora_core::money::Currencies;
 use serde::Deserialize;
 
@@ -40,6 +41,9 @@ pub struct Config {
     pub lease_seconds: u64,
     /// Delivered work is accepted automatically after this many hours (fractions allowed).
     pub auto_accept_hours: f64,
+    /// After a revision request, how many hours the worker has before the requester may
+    /// cancel for a refund (fractions allowed).
+    pub revision_hours: f64,
     /// How often background workers look for leases that ran out and deliveries due for
     /// auto-accept, in milliseconds.
     pub worker_interval_ms: u64,
@@ -62,7 +66,7 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from("./agora-data"),
             rate_limit_per_minute: 100,
-            rate_limits: default_named_limits(),
+            rate_limits: agora_app::limits::default_named(),
             body_limit_bytes: 1024 * 1024,
             access_token_ttl_seconds: 3600,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
@@ -73,6 +77,7 @@ impl Default for Config {
             currencies: BTreeMap::new(),
             lease_seconds: 300,
             auto_accept_hours: 72.0,
+            revision_hours: 72.0,
             worker_interval_ms: 1000,
             allow_private_webhooks: false,
             webhook_retry_schedule: agora_core::webhook::DEFAULT_RETRY_SCHEDULE.to_owned(),
@@ -80,16 +85,6 @@ impl Default for Config {
             agentflow_currency: "PTS".to_owned(),
         }
     }
-}
-
-/// Named limits that exist unless the operator overrides them.
-fn default_named_limits() -> BTreeMap<String, RateSpec> {
-    BTreeMap::from([
-        // Login and registration per IP: slows password guessing without bothering people.
-        ("auth".to_owned(), RateSpec { count: 20, period: Duration::from_secs(60) }),
-        // Chat turns per IP (AgentJob's limit on POST /api/chat).
-        ("chat".to_owned(), RateSpec { count: 60, period: Duration::from_secs(60) }),
-    ])
 }
 
 impl Config {
@@ -103,6 +98,9 @@ impl Config {
         }
         if !(self.auto_accept_hours.is_finite() && (0.0..=8760.0).contains(&self.auto_accept_hours)) {
             return Err("auto_accept_hours must be 0-8760".to_owned());
+        }
+        if !(self.revision_hours.is_finite() && (0.0..=8760.0).contains(&self.revision_hours)) {
+            return Err("revision_hours must be 0-8760".to_owned());
         }
         if !(10..=60_000).contains(&self.worker_interval_ms) {
             return Err("worker_interval_ms must be 10-60000".to_owned());
@@ -120,15 +118,6 @@ impl Config {
         Ok(())
     }
 
-    /// How webhook deliveries are retried and when an endpoint is given up on.
-    pub fn webhook_policy(&self) -> agora_store::webhooks::Policy {
-        agora_store::webhooks::Policy {
-            // Validated at start; an embedder that skipped validation gets the default.
-            schedule: self.webhook_retry_schedule.parse().unwrap_or_default(),
-            disable_after_ms: (self.webhook_disable_after_hours * 3_600_000.0) as i64,
-        }
-    }
-
     /// The built-in currencies with the configured ones added.
     pub fn currency_table(&self) -> Result<Currencies, String> {
         self.currencies.iter().try_fold(Currencies::default(), |all, (code, exp)| {
@@ -136,13 +125,29 @@ impl Config {
         })
     }
 
-    /// What the work engine needs of the configuration.
-    pub fn engine(&self) -> agora_store::work::Settings {
-        agora_store::work::Settings {
+    /// What the application needs of the configuration. Run after [`Config::validate`];
+    /// an embedder that skipped it gets defaults for what does not parse.
+    pub fn app_settings(&self) -> agora_app::Settings {
+        let hours = |h: f64| (h * 3_600_000.0) as i64;
+        agora_app::Settings {
             lease_ms: i64::try_from(self.lease_seconds).unwrap_or(300).saturating_mul(1000),
-            // Validated to 0-8760 hours, so the product fits easily.
-            auto_accept_ms: (self.auto_accept_hours * 3_600_000.0) as i64,
+            // Validated to 0-8760 hours, so the products fit easily.
+            auto_accept_ms: hours(self.auto_accept_hours),
+            revision_ms: hours(self.revision_hours),
             fee_bps: self.platform_fee_bps,
+            quota_monthly_free: i64::from(self.quota_monthly_free),
+            currencies: self.currency_table().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "invalid currency configuration; using the built-in currencies");
+                Currencies::default()
+            }),
+            access_token_ttl_seconds: self.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: self.refresh_token_ttl_seconds,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            rate_limits: self.rate_limits.clone(),
+            webhook_retry: self.webhook_retry_schedule.parse().unwrap_or_default(),
+            webhook_disable_after_ms: hours(self.webhook_disable_after_hours),
+            allow_private_webhooks: self.allow_private_webhooks,
+            worker_interval: Duration::from_millis(self.worker_interval_ms),
         }
     }
 
@@ -203,40 +208,6 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// `COUNT/PERIOD`, e.g. `60/minute` or `3/day`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateSpec {
-    pub count: u32,
-    pub period: Duration,
-}
-
-impl std::str::FromStr for RateSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (n, unit) =
-            s.split_once('/').ok_or_else(|| format!("{s:?}: expected COUNT/PERIOD, e.g. 60/minute"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("{s:?}: COUNT must be a whole number"))?;
-        let secs = match unit.trim() {
-            "second" | "s" => 1,
-            "minute" | "min" | "m" => 60,
-            "hour" | "h" => 3600,
-            "day" | "d" => 86_400,
-            other => return Err(format!("{s:?}: unknown period {other:?} (second, minute, hour, day)")),
-        };
-        if count == 0 {
-            return Err(format!("{s:?}: COUNT must be at least 1"));
-        }
-        Ok(Self { count, period: Duration::from_secs(secs) })
-    }
-}
-
-impl<'de> Deserialize<'de> for RateSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// The commented example printed by `agora config example`. A test parses it, so it stays valid.
 pub const EXAMPLE: &str = r#"# Agora configuration. Every setting is optional; shown here with its default.
 # Precedence: flags > AGORA_* environment variables > this file > defaults.
@@ -282,6 +253,10 @@ lease_seconds = 300
 
 # Delivered work is accepted automatically after this many hours (AGORA_AUTO_ACCEPT_HOURS).
 auto_accept_hours = 72.0
+
+# After a revision request, the worker has this many hours to deliver again; then the
+# requester may cancel for a refund (AGORA_REVISION_HOURS).
+revision_hours = 72.0
 
 # How often background workers look for expired leases and due auto-accepts, in
 # milliseconds (AGORA_WORKER_INTERVAL_MS).
@@ -338,6 +313,7 @@ mod tests {
         assert_eq!(parsed.currencies, d.currencies);
         assert_eq!(parsed.lease_seconds, d.lease_seconds);
         assert_eq!(parsed.auto_accept_hours, d.auto_accept_hours);
+        assert_eq!(parsed.revision_hours, d.revision_hours);
         assert_eq!(parsed.worker_interval_ms, d.worker_interval_ms);
         assert_eq!(parsed.allow_private_webhooks, d.allow_private_webhooks);
         assert_eq!(parsed.webhook_retry_schedule, d.webhook_retry_schedule);
@@ -371,13 +347,5 @@ mod tests {
         assert!(!format!("{url}").contains("hunter2"));
         let cfg = Config { database_url: Some(url), ..Config::default() };
         assert!(!format!("{cfg:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn rate_specs_parse() {
-        assert_eq!("60/minute".parse(), Ok(RateSpec { count: 60, period: Duration::from_secs(60) }));
-        assert_eq!("3/day".parse::<RateSpec>().map(|r| r.period.as_secs()), Ok(86_400));
-        assert!("0/minute".parse::<RateSpec>().is_err());
-        assert!("5/fortnight".parse::<RateSpec>().is_err());
     }
 }

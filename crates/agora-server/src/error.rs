@@ -5,8 +5,7 @@
 //! to the logging middleware, which logs it once with the request id.
 
 use agora_client::types::{ErrorBody, ErrorEnvelope};
-use agora_core::Invalid;
-use agora_store::{Conflict, Refusal, StoreError};
+use agora_core::{Invalid, error::ErrorKind};
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -15,38 +14,8 @@ use serde_json::{Value, json};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// Stable error codes. Clients match on these, so they never change meaning.
-pub mod code {
-    pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
-    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
-    pub const INVALID_CREDENTIALS: &str = "INVALID_CREDENTIALS";
-    pub const ACCOUNT_BANNED: &str = "ACCOUNT_BANNED";
-    pub const FORBIDDEN: &str = "FORBIDDEN";
-    pub const NOT_FOUND: &str = "NOT_FOUND";
-    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
-    pub const EMAIL_TAKEN: &str = "EMAIL_TAKEN";
-    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
-    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
-    pub const RATE_LIMITED: &str = "RATE_LIMITED";
-    pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
-    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
-    pub const NOT_A_SESSION: &str = "NOT_A_SESSION";
-    pub const CANNOT_BAN_SELF: &str = "CANNOT_BAN_SELF";
-    pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
-    pub const QUOTA_EXHAUSTED: &str = "QUOTA_EXHAUSTED";
-    pub const ALREADY_SETTLED: &str = "ALREADY_SETTLED";
-    pub const DUPLICATE: &str = "DUPLICATE";
-    pub const AGENT_OFFLINE: &str = "AGENT_OFFLINE";
-    pub const SERVICE_OFFLINE: &str = "SERVICE_OFFLINE";
-    pub const OWN_SERVICE: &str = "OWN_SERVICE";
-    pub const CHAT_TURN_PENDING: &str = "CHAT_TURN_PENDING";
-    pub const CLAIM_NOT_OVERDUE: &str = "CLAIM_NOT_OVERDUE";
-    pub const CLAIM_HAS_DELIVERY: &str = "CLAIM_HAS_DELIVERY";
-    pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
-    pub const WEBHOOK_URL_NOT_ALLOWED: &str = "WEBHOOK_URL_NOT_ALLOWED";
-    pub const WEBHOOK_DISABLED: &str = "WEBHOOK_DISABLED";
-    pub const DELIVERY_IN_FLIGHT: &str = "DELIVERY_IN_FLIGHT";
-}
+/// The stable error codes, defined once in the application layer.
+pub use agora_app::error::code;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -106,10 +75,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code::FORBIDDEN, message)
     }
 
-    pub fn banned() -> Self {
-        Self::new(StatusCode::FORBIDDEN, code::ACCOUNT_BANNED, "this account is banned")
-    }
-
     /// A single invalid field (`path` may be empty for the whole body).
     pub fn invalid(path: &str, message: impl Into<String>) -> Self {
         Invalid::field(path, message).into()
@@ -156,71 +121,31 @@ impl From<Invalid> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(Conflict::Email) => Self::new(
-                StatusCode::CONFLICT,
-                code::EMAIL_TAKEN,
-                "an account with this email already exists",
-            ),
-            // Reached only if a handler forgot to route its commit through `Idempotency`.
-            StoreError::Conflict(Conflict::IdempotencyKey) => Self::new(
-                StatusCode::CONFLICT,
-                code::IDEMPOTENCY_KEY_REUSED,
-                "this Idempotency-Key was already used",
-            ),
-            StoreError::Conflict(Conflict::Duplicate) => Self::new(
-                StatusCode::CONFLICT,
-                code::DUPLICATE,
-                "this was already done for the same reference",
-            ),
-            StoreError::Refused(Refusal::InsufficientFunds { .. }) => Self::new(
-                StatusCode::PAYMENT_REQUIRED,
-                code::INSUFFICIENT_FUNDS,
-                "the available balance does not cover this amount",
-            ),
-            StoreError::Refused(Refusal::QuotaExhausted) => Self::new(
-                StatusCode::PAYMENT_REQUIRED,
-                code::QUOTA_EXHAUSTED,
-                "no brief units are left this month; they renew on the 1st, or can be bought",
-            ),
-            StoreError::Refused(Refusal::HoldExhausted { remaining }) => Self::new(
-                StatusCode::CONFLICT,
-                code::ALREADY_SETTLED,
-                "the escrow for this work was already settled",
-            )
-            .with_details(json!({ "remaining": remaining })),
-            StoreError::Refused(Refusal::InvalidAmount(why)) => Self::invalid("amount", why),
-            StoreError::Refused(Refusal::Task(e)) => Self::new(
-                StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-                e.code,
-                e.message,
-            ),
-            StoreError::Refused(Refusal::ClaimNotOverdue) => Self::new(
-                StatusCode::BAD_REQUEST,
-                code::CLAIM_NOT_OVERDUE,
-                "the claim can be taken back only after its delivery time has run out",
-            ),
-            StoreError::Refused(Refusal::ClaimDelivered) => Self::new(
-                StatusCode::BAD_REQUEST,
-                code::CLAIM_HAS_DELIVERY,
-                "work was delivered on this claim; accept it or ask for a revision",
-            ),
-            StoreError::Refused(Refusal::EndpointDisabled) => Self::new(
-                StatusCode::CONFLICT,
-                code::WEBHOOK_DISABLED,
-                "the webhook endpoint is disabled; enable it (PATCH active: true) before redelivering",
-            ),
-            StoreError::Refused(Refusal::DeliveryInFlight) => Self::new(
-                StatusCode::CONFLICT,
-                code::DELIVERY_IN_FLIGHT,
-                "an attempt at this delivery is in flight; redeliver once it has finished",
-            ),
-            StoreError::Refused(Refusal::Invalid(inv)) => inv.into(),
-            StoreError::NotFound => Self::not_found("resource"),
-            StoreError::Backend(cause) => Self::internal(cause),
+/// The one mapping from the kinds of refusal to HTTP statuses.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<agora_app::Error> for ApiError {
+    fn from(e: agora_app::Error) -> Self {
+        let mut out = Self::new(status_of(e.kind()), e.code(), e.message()).with_details(e.details());
+        out.cause = e.cause().map(str::to_owned);
+        if let agora_app::Error::RateLimited { retry_after_secs } = e {
+            out.retry_after = Some(retry_after_secs);
         }
+        out
     }
 }
 

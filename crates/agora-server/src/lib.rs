@@ -1,26 +1,22 @@
-//! Agora's HTTP server: the native API, its conventions (envelope, auth, idempotency, rate
-//! limits, pagination), operations endpoints and the OpenAPI document.
+//! Agora's HTTP frontends: the native API, the dialects, their conventions (envelope,
+//! authentication, idempotency, rate limits, pagination), operations endpoints and the
+//! OpenAPI document. Every handler translates: it parses its request into the application's
+//! inputs, calls one use case of `agora_app::App`, and shapes the answer.
 
-pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod compat;
 pub mod config;
-pub mod dispatch;
 pub mod error;
 pub mod extract;
-pub mod idempotency;
-pub mod live;
+pub mod idem;
 pub mod metrics;
 pub mod openapi;
-pub mod ratelimit;
-pub mod webhooks;
-pub mod workers;
+pub mod vocab;
 
-use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc};
 
-use agora_core::money::Currencies;
-use agora_store::Store;
+use agora_app::App;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
@@ -41,56 +37,21 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use config::Config;
 use error::ApiError;
 
-/// What every handler can reach: storage, configuration, limits and metrics.
+/// What every handler can reach: the application, the HTTP configuration and metrics.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Arc<dyn Store>,
+    pub app: App,
     pub config: Config,
-    /// The accepted currencies (built-in and configured), parsed once.
-    pub currencies: Currencies,
-    pub limits: ratelimit::RateLimits,
-    pub metrics: metrics::Metrics,
-    /// Where inbox long-polls wait for work.
-    pub dispatcher: Arc<dispatch::Dispatcher>,
-    /// Committed events, broadcast to this replica's live streams.
-    pub live: live::Feed,
-    /// Signs and posts webhook deliveries; `None` if its HTTP client could not start.
-    pub webhook_sender: Option<Arc<webhooks::Sender>>,
-    /// Tells this replica's webhook sender that deliveries are due now.
-    pub webhook_kick: Arc<tokio::sync::Notify>,
+    pub http: metrics::HttpMetrics,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
-        let limits = ratelimit::RateLimits::new(&config);
-        // The binary validates the configuration before it gets here; this only guards
-        // embedders that skip `Config::validate`.
-        let currencies = config.currency_table().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "invalid currency configuration; using the built-in currencies");
-            Currencies::default()
-        });
-        let metrics = metrics::Metrics::default();
-        let dispatcher = Arc::new(dispatch::Dispatcher::new(metrics.inbox_waiters.clone()));
-        let webhook_sender = webhooks::Sender::new(config.allow_private_webhooks)
-            .inspect_err(
-                |e| tracing::error!(error = %e, "webhook client cannot start; webhooks will not be sent"),
-            )
-            .ok()
-            .map(Arc::new);
-        Self(Arc::new(Shared {
-            store,
-            config,
-            currencies,
-            limits,
-            metrics,
-            dispatcher,
-            live: live::Feed::default(),
-            webhook_sender,
-            webhook_kick: Arc::default(),
-        }))
+    pub fn new(app: App, config: Config) -> Self {
+        let http = metrics::HttpMetrics::new(&app);
+        Self(Arc::new(Shared { app, config, http }))
     }
 }
 
@@ -130,7 +91,7 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         account_id = tracing::field::Empty)
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("handler panicked").into_response()
 }
 
@@ -152,7 +113,7 @@ async fn method_not_allowed() -> ApiError {
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let api = api
-        .layer(from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(from_fn_with_state(state.clone(), idem::middleware))
         .layer(from_fn_with_state(state.clone(), auth::gate));
     Router::new()
         .merge(api)
@@ -183,31 +144,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sweeper = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                state.limits.sweep();
-            }
-        })
-    };
+    let app = state.app.clone();
     // The live feed starts at the log's end as of now, before any stream can connect.
-    let log_end = state.store.last_event_seq().await.unwrap_or_else(|e| {
+    let log_end = app.log_end().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the event log's end; the live feed starts from the beginning");
         0
     });
-    let workers = workers::spawn(&state, log_end);
-    let dispatcher = state.dispatcher.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
+    let workers = app.spawn_workers(log_end);
+    let router = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = app.clone();
+    let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            dispatcher.shut_down();
+            stopping.shut_down();
         })
         .await;
-    sweeper.abort();
+    // Stops the workers if the server ended for another reason.
+    app.shut_down();
     for w in workers {
         let _ = w.await;
     }

@@ -18,8 +18,8 @@ use tokio::sync::broadcast;
 
 pub use sqlx::postgres::PgConnectOptions as ConnectOptions;
 
-#[path = "../../agora-store/sql/shared.rs"]
-mod shared;
+#[path = "../../agora-store/sql/mod.rs"]
+mod sql;
 
 type Db = sqlx::Postgres;
 type BackendStore = PgStore;
@@ -55,13 +55,18 @@ fn waker(store: &PgStore) -> Waker {
 async fn before_commit(
     waker: &Waker,
     tx: &mut sqlx::Transaction<'static, Db>,
-    wakes: &[AccountId],
-    events: bool,
+    signals: &[Wakeup],
 ) -> Result<()> {
-    let mut payloads: Vec<&str> = wakes.iter().map(AccountId::as_str).collect();
-    if events {
-        payloads.push(EVENTS_PAYLOAD);
-    }
+    let payloads: Vec<&str> = signals
+        .iter()
+        .map(|w| match w {
+            Wakeup::Agent(agent) => agent.as_str(),
+            Wakeup::Events => EVENTS_PAYLOAD,
+            Wakeup::Chores => CHORES_PAYLOAD,
+            // Never sent by a transaction; a listener publishes it itself.
+            Wakeup::All => ALL_PAYLOAD,
+        })
+        .collect();
     if payloads.is_empty() {
         return Ok(());
     }
@@ -70,15 +75,16 @@ async fn before_commit(
         .bind(&payloads)
         .execute(&mut **tx)
         .await
-        .map_err(shared::db_err(None))?;
+        .map_err(sql::db_err(None))?;
     Ok(())
 }
 
-/// The notification payload that announces committed events (account ids never start
-/// with `*`).
+/// The notification payloads that are not agent ids (account ids never start with `*`).
 const EVENTS_PAYLOAD: &str = "*events";
+const CHORES_PAYLOAD: &str = "*chores";
+const ALL_PAYLOAD: &str = "*all";
 
-fn after_commit(_: &Waker, _: Vec<AccountId>, _: bool) {}
+fn after_commit(_: &Waker, _: Vec<Wakeup>) {}
 
 fn subscribe(store: &PgStore) -> broadcast::Receiver<Wakeup> {
     let rx = store.hub.subscribe();
@@ -114,6 +120,8 @@ async fn listen(pool: sqlx::PgPool, channel: Arc<str>, hub: WakeHub) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) if n.payload() == EVENTS_PAYLOAD => hub.publish(Wakeup::Events),
+                Ok(Some(n)) if n.payload() == CHORES_PAYLOAD => hub.publish(Wakeup::Chores),
+                Ok(Some(n)) if n.payload() == ALL_PAYLOAD => hub.publish(Wakeup::All),
                 Ok(Some(n)) => hub.publish(Wakeup::Agent(AccountId::from_trusted(n.payload().to_owned()))),
                 Ok(None) => hub.publish(Wakeup::All),
                 Err(sqlx::Error::PoolClosed) => return,
@@ -142,21 +150,18 @@ fn channel_for(schema: &str) -> String {
 impl PgStore {
     /// Connects to a `postgres://` URL.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with(PgConnectOptions::from_str(url).map_err(shared::db_err(None))?).await
+        Self::connect_with(PgConnectOptions::from_str(url).map_err(sql::db_err(None))?).await
     }
 
     /// Connects with explicit options (tests use this to pin a `search_path` per test).
     pub async fn connect_with(opts: PgConnectOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(opts)
-            .await
-            .map_err(shared::db_err(None))?;
+        let pool =
+            PgPoolOptions::new().max_connections(16).connect_with(opts).await.map_err(sql::db_err(None))?;
         let schema: String = sqlx::query("SELECT current_schema() AS s")
             .fetch_one(&pool)
             .await
             .and_then(|r| r.try_get("s"))
-            .map_err(shared::db_err(None))?;
+            .map_err(sql::db_err(None))?;
         Ok(Self {
             pool,
             hub: WakeHub::default(),

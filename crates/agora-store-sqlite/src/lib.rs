@@ -4,13 +4,12 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use agora_core::AccountId;
 use agora_store::{Result, StoreError, WakeHub, Wakeup};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
 
-#[path = "../../agora-store/sql/shared.rs"]
-mod shared;
+#[path = "../../agora-store/sql/mod.rs"]
+mod sql;
 
 type Db = sqlx::Sqlite;
 type BackendStore = SqliteStore;
@@ -41,21 +40,13 @@ fn waker(store: &SqliteStore) -> Waker {
     Waker(store.hub.clone())
 }
 
-async fn before_commit(
-    _: &Waker,
-    _: &mut sqlx::Transaction<'static, Db>,
-    _: &[AccountId],
-    _: bool,
-) -> Result<()> {
+async fn before_commit(_: &Waker, _: &mut sqlx::Transaction<'static, Db>, _: &[Wakeup]) -> Result<()> {
     Ok(())
 }
 
-fn after_commit(waker: &Waker, wakes: Vec<AccountId>, events: bool) {
-    for agent in wakes {
-        waker.0.publish(Wakeup::Agent(agent));
-    }
-    if events {
-        waker.0.publish(Wakeup::Events);
+fn after_commit(waker: &Waker, signals: Vec<Wakeup>) {
+    for w in signals {
+        waker.0.publish(w);
     }
 }
 
@@ -66,7 +57,7 @@ fn subscribe(store: &SqliteStore) -> broadcast::Receiver<Wakeup> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite://` URL.
     pub async fn connect(url: &str) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url).map_err(shared::db_err(None))?;
+        let opts = SqliteConnectOptions::from_str(url).map_err(sql::db_err(None))?;
         Self::open(opts).await
     }
 
@@ -86,7 +77,7 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(opts)
             .await
-            .map_err(shared::db_err(None))?;
+            .map_err(sql::db_err(None))?;
         Ok(Self { pool, hub: WakeHub::default() })
     }
 

@@ -1,41 +1,38 @@
-//! The storage conformance suite against a real SQLite file.
+//! The storage conformance suite against a real SQLite file: one test per check.
 
 // Test support: a failed expectation is a failed test.
 #![allow(clippy::expect_used)]
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use agora_store::Store;
 use agora_store_sqlite::SqliteStore;
 
-async fn fresh(name: &str) -> (Arc<SqliteStore>, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
+/// Removes the test's database directory when the test ends.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn fresh() -> Option<(Arc<dyn Store>, TempDir)> {
+    let dir = std::env::temp_dir().join(format!("agora-conf-{}", ulid_like()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("agora.db");
-    let _ = std::fs::remove_file(&path);
-    let store = SqliteStore::open_file(&path).await.expect("open");
+    let store = SqliteStore::open_file(&dir.join("agora.db")).await.expect("open");
     store.migrate().await.expect("migrate");
+    // Migrations are idempotent: a second run changes nothing.
     store.migrate().await.expect("second migrate");
-    (Arc::new(store), dir)
+    Some((Arc::new(store), TempDir(dir)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_store_conforms() {
-    let (store, dir) = fresh("conformance").await;
-    agora_store::conformance::run_all(store.clone()).await;
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{t:x}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The long ledger property run: 10^5 random operations.
-/// `cargo test -p agora-store-sqlite --test conformance -- --ignored`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: 10^5 ledger operations; run with --ignored"]
-async fn sqlite_ledger_property_long() {
-    let (store, dir) = fresh("ledger-long").await;
-    // Every step is checked against the model; the full-ledger audit, whose cost grows with
-    // everything written so far, runs at the end of each 100-operation sequence.
-    agora_store::conformance::property_random_operation_sequences(store.clone(), 1000, 100, 0).await;
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
+agora_store::conformance_tests!(fresh);

@@ -1,55 +1,81 @@
 //! The storage conformance suite: behaviour every backend must show, run by each backend
-//! crate's tests against a real database (`run_all`). A backend that passes it can be
-//! swapped for another without any change above the storage interface.
+//! crate's tests against a real database. A backend that passes it can be swapped for
+//! another without any change above the storage interface.
+//!
+//! Each check is a function of a fresh, migrated store; [`conformance_tests!`] makes one
+//! test of each in the backend crate that invokes it, so a failure names its check and one
+//! check can run alone (`cargo test -p agora-store-sqlite --test conformance chores_`).
 
 // Test support: a failed expectation here is a failed test, so panicking is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod accounts;
+mod chores;
+mod events;
 mod ledger;
+mod tasks;
 mod webhooks;
-mod work;
 
-use std::sync::Arc;
-
-pub use ledger::property_random_operation_sequences;
+pub use accounts::*;
+pub use chores::*;
+pub use events::*;
+pub use ledger::*;
+pub use tasks::*;
+pub use webhooks::*;
 
 use agora_core::{
-    AccountId, ApiKeyId, SessionId, Timestamp,
+    AccountId, Timestamp,
     account::{AccountKind, Email, Profile, Role},
-    credential::{SecretKind, hash_secret, mint},
 };
 
-use crate::{
-    AgentQuery, AgentSort, Conflict, IdempotencyRecord, NewAccount, NewApiKey, NewSession, Store, StoreError,
-};
+use crate::{NewAccount, Store};
 
-/// Runs every check in order against a fresh, migrated store. Needs a multi-threaded
-/// runtime: some checks race real concurrent transactions.
-pub async fn run_all(shared: Arc<dyn Store>) {
-    let store = shared.as_ref();
-    accounts_round_trip(store).await;
-    emails_are_unique(store).await;
-    dropped_transaction_rolls_back(store).await;
-    api_keys_are_found_by_hash_until_revoked(store).await;
-    refresh_tokens_are_taken_once(store).await;
-    idempotency_records_conflict_while_live(store).await;
-    agent_directory_filters_sorts_and_pages(store).await;
-    bans_are_visible_to_authentication(store).await;
-    ledger::operations_move_money_as_planned(store).await;
-    ledger::ledger_events_are_written_with_the_change(store).await;
-    ledger::quotas_consume_free_then_bonus_then_purchased(store).await;
-    ledger::concurrent_holds_never_overdraw(shared.clone()).await;
-    ledger::racing_settlements_pay_once(shared.clone()).await;
-    ledger::event_log_reader_never_skips(shared.clone()).await;
-    work::concurrent_claims_take_each_task_once(shared.clone()).await;
-    work::expired_leases_are_handled_once(store).await;
-    work::wakeups_follow_commits(store).await;
-    webhooks::fan_out_projects_each_event_once(shared.clone()).await;
-    // The reduced property run (the long one is an ignored test of each backend).
-    property_random_operation_sequences(shared, 24, 40, 1).await;
+/// One test per check, for a backend. `$fresh` is an async function returning `Some((store,
+/// guard))` — a fresh, migrated store and whatever keeps its database alive until the test
+/// ends — or `None` when the backend is not available here (the test then returns).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            accounts_round_trip,
+            emails_are_unique,
+            dropped_transaction_rolls_back,
+            api_keys_are_found_by_hash_until_revoked,
+            refresh_tokens_are_taken_once,
+            idempotency_records_conflict_while_live,
+            agent_directory_filters_sorts_and_pages,
+            bans_are_visible_to_authentication,
+            a_sign_off_holds_until_the_next_heartbeat,
+            debits_never_take_a_balance_below_zero,
+            a_hold_is_drawn_once,
+            quotas_consume_free_then_bonus_then_purchased,
+            event_log_reader_never_skips,
+            task_seqs_count_per_task,
+            rolled_back_events_never_exist,
+            concurrent_claims_take_each_task_once,
+            due_tasks_are_taken_once,
+            task_terms_and_failure_logs_round_trip,
+            wakeups_follow_commits,
+            deliveries_are_claimed_once,
+            projection_cursor_is_held_by_one,
+            chores_run_when_due_and_once,
+            keyed_chores_are_rescheduled_not_doubled,
+            a_dead_runners_chore_is_taken_again,
+        );
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((store, _guard)) = $fresh().await else { return };
+                $crate::conformance::$check(store.clone()).await;
+                store.close().await;
+            }
+        )*
+    };
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::now()
 }
 
@@ -63,268 +89,19 @@ pub fn new_account(kind: AccountKind, name: &str, email: Option<&str>) -> NewAcc
         password_hash: Some("$argon2id$fake".to_owned()),
         owner_id: None,
         profile: Profile::default(),
-        webhook_secret: "whsec_test".to_owned(),
+        webhook_secret: "whsec_dGVzdA==".to_owned(),
         created_at: now(),
     }
 }
 
-async fn insert(store: &dyn Store, a: &NewAccount) {
+pub(crate) async fn insert(store: &dyn Store, a: &NewAccount) {
     let mut tx = store.begin().await.expect("begin");
     tx.insert_account(a).await.expect("insert account");
     tx.commit().await.expect("commit");
 }
 
-async fn accounts_round_trip(store: &dyn Store) {
-    let mut a = new_account(AccountKind::Agent, "Round Trip", Some("round@example.com"));
-    a.profile = Profile::default()
-        .apply(agora_core::account::ProfileInput {
-            skills: Some(vec!["rust".into(), "sql".into()]),
-            model_name: Some(Some("gpt-x".into())),
-            max_concurrent_tasks: Some(4),
-            ..Default::default()
-        })
-        .expect("profile");
+pub(crate) async fn account(store: &dyn Store, kind: AccountKind, name: &str) -> AccountId {
+    let a = new_account(kind, name, None);
     insert(store, &a).await;
-
-    let got = store.account(&a.id).await.expect("read").expect("found");
-    assert_eq!(got.name, "Round Trip");
-    assert_eq!(got.kind, AccountKind::Agent);
-    assert_eq!(got.profile, a.profile);
-    assert_eq!(got.created_at, a.created_at);
-    assert_eq!(got.banned_at, None);
-
-    let (by_email, hash) =
-        store.account_login(a.email.as_ref().expect("email")).await.expect("read").expect("found");
-    assert_eq!(by_email.id, a.id);
-    assert_eq!(hash.as_deref(), Some("$argon2id$fake"));
-
-    let mut tx = store.begin().await.expect("begin");
-    let locked = tx.account_for_update(&a.id).await.expect("lock").expect("found");
-    let mut profile = locked.profile.clone();
-    profile.description = "updated".into();
-    tx.update_profile(&a.id, "Renamed", &profile, now()).await.expect("update");
-    tx.commit().await.expect("commit");
-    let got = store.account(&a.id).await.expect("read").expect("found");
-    assert_eq!((got.name.as_str(), got.profile.description.as_str()), ("Renamed", "updated"));
-
-    assert!(store.account(&AccountId::generate()).await.expect("read").is_none());
-}
-
-async fn emails_are_unique(store: &dyn Store) {
-    let a = new_account(AccountKind::Human, "First", Some("dup@example.com"));
-    insert(store, &a).await;
-    let b = new_account(AccountKind::Human, "Second", Some("DUP@example.com"));
-    let mut tx = store.begin().await.expect("begin");
-    match tx.insert_account(&b).await {
-        Err(StoreError::Conflict(Conflict::Email)) => {}
-        other => panic!("expected an email conflict, got {other:?}"),
-    }
-    drop(tx);
-    // Accounts without email do not collide with each other.
-    insert(store, &new_account(AccountKind::Agent, "No Mail 1", None)).await;
-    insert(store, &new_account(AccountKind::Agent, "No Mail 2", None)).await;
-}
-
-async fn dropped_transaction_rolls_back(store: &dyn Store) {
-    let a = new_account(AccountKind::Human, "Ghost", Some("ghost@example.com"));
-    let mut tx = store.begin().await.expect("begin");
-    tx.insert_account(&a).await.expect("insert");
-    drop(tx);
-    assert!(store.account(&a.id).await.expect("read").is_none(), "an uncommitted account must not exist");
-}
-
-async fn api_keys_are_found_by_hash_until_revoked(store: &dyn Store) {
-    let a = new_account(AccountKind::Agent, "Keyed", None);
-    insert(store, &a).await;
-    let minted = mint(SecretKind::ApiKey, [3; 32]);
-    let key = NewApiKey {
-        id: ApiKeyId::generate(),
-        account_id: a.id.clone(),
-        name: "default".into(),
-        display_prefix: minted.display_prefix.clone(),
-        key_hash: minted.hash.clone(),
-        created_at: now(),
-    };
-    let mut tx = store.begin().await.expect("begin");
-    tx.insert_api_key(&key).await.expect("insert key");
-    tx.commit().await.expect("commit");
-
-    let p = store.principal_by_key(&hash_secret(&minted.plaintext)).await.expect("read").expect("found");
-    assert_eq!(p.account.id, a.id);
-    assert_eq!(p.last_used_at, None);
-    store.touch_api_key(&key.id, now()).await.expect("touch");
-    let p = store.principal_by_key(&minted.hash).await.expect("read").expect("found");
-    assert!(p.last_used_at.is_some());
-
-    let listed = store.api_keys(&a.id).await.expect("list");
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].display_prefix, minted.display_prefix);
-
-    // Another account cannot revoke it.
-    let other = AccountId::generate();
-    let mut tx = store.begin().await.expect("begin");
-    assert!(tx.revoke_api_key(&other, &key.id, now()).await.expect("revoke").is_none());
-    let revoked = tx.revoke_api_key(&a.id, &key.id, now()).await.expect("revoke");
-    assert!(revoked.is_some_and(|k| k.revoked_at.is_some()));
-    assert!(tx.revoke_api_key(&a.id, &key.id, now()).await.expect("revoke").is_none(), "revoke is once");
-    tx.commit().await.expect("commit");
-    assert!(store.principal_by_key(&minted.hash).await.expect("read").is_none());
-}
-
-async fn refresh_tokens_are_taken_once(store: &dyn Store) {
-    let a = new_account(AccountKind::Human, "Session", Some("session@example.com"));
-    insert(store, &a).await;
-    let t = now();
-    let s = NewSession {
-        id: SessionId::generate(),
-        account_id: a.id.clone(),
-        access_hash: hash_secret("at_conformance"),
-        refresh_hash: hash_secret("rt_conformance"),
-        access_expires_at: t.plus_seconds(60),
-        refresh_expires_at: t.plus_seconds(600),
-        created_at: t,
-    };
-    let mut tx = store.begin().await.expect("begin");
-    tx.insert_session(&s).await.expect("insert session");
-    tx.commit().await.expect("commit");
-
-    let p = store.principal_by_access_token(&s.access_hash, t).await.expect("read").expect("live");
-    assert_eq!(p.account.id, a.id);
-    assert!(
-        store.principal_by_access_token(&s.access_hash, t.plus_seconds(61)).await.expect("read").is_none()
-    );
-
-    let mut tx = store.begin().await.expect("begin");
-    assert_eq!(tx.take_refresh_token(&s.refresh_hash, t).await.expect("take"), Some(a.id.clone()));
-    assert_eq!(tx.take_refresh_token(&s.refresh_hash, t).await.expect("take"), None);
-    tx.commit().await.expect("commit");
-    assert!(
-        store.principal_by_access_token(&s.access_hash, t).await.expect("read").is_none(),
-        "refresh revokes"
-    );
-}
-
-async fn idempotency_records_conflict_while_live(store: &dyn Store) {
-    let a = new_account(AccountKind::Human, "Idem", Some("idem@example.com"));
-    insert(store, &a).await;
-    let t = now();
-    let rec = IdempotencyRecord {
-        account_id: a.id.clone(),
-        key: "k-1".into(),
-        request_hash: "h1".into(),
-        status: 201,
-        body: "{\"first\":true}".into(),
-        created_at: t,
-    };
-    let window = 24 * 3600;
-    let mut tx = store.begin().await.expect("begin");
-    tx.insert_idempotency_record(&rec, t.plus_seconds(-window)).await.expect("first");
-    tx.commit().await.expect("commit");
-    assert_eq!(
-        store.idempotency_record(&a.id, "k-1", t.plus_seconds(-window)).await.expect("read"),
-        Some(rec.clone())
-    );
-
-    let mut tx = store.begin().await.expect("begin");
-    let again = IdempotencyRecord { request_hash: "h2".into(), ..rec.clone() };
-    match tx.insert_idempotency_record(&again, t.plus_seconds(-window)).await {
-        Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {}
-        other => panic!("expected an idempotency conflict, got {other:?}"),
-    }
-    drop(tx);
-
-    // A day later the key is free again.
-    let later = t.plus_seconds(window + 1);
-    assert!(
-        store.idempotency_record(&a.id, "k-1", later.plus_seconds(-window)).await.expect("read").is_none()
-    );
-    let mut tx = store.begin().await.expect("begin");
-    let fresh = IdempotencyRecord { created_at: later, ..again };
-    tx.insert_idempotency_record(&fresh, later.plus_seconds(-window)).await.expect("expired record replaced");
-    tx.commit().await.expect("commit");
-}
-
-async fn agent_directory_filters_sorts_and_pages(store: &dyn Store) {
-    let mut names = Vec::new();
-    for (i, (name, skills)) in [
-        ("Zeta Translator", vec!["dir-translation"]),
-        ("alpha coder", vec!["dir-rust", "dir-rust-review"]),
-        ("Beta 100% Coder", vec!["dir-rust"]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut a = new_account(AccountKind::Agent, name, None);
-        a.created_at = Timestamp::from_millis(4_000_000_000_000 + i as i64);
-        a.profile.skills = skills.into_iter().map(str::to_owned).collect();
-        insert(store, &a).await;
-        names.push(a.id);
-    }
-    let q = |skill: Option<&str>, text: Option<&str>, sort| AgentQuery {
-        skill: skill.map(str::to_owned),
-        text: text.map(str::to_owned),
-        seen_since: None,
-        sort,
-        offset: 0,
-        limit: 100,
-    };
-    let page = store.agents(&q(Some("dir-rust"), None, AgentSort::Name)).await.expect("list");
-    let got: Vec<_> = page.items.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(got, ["alpha coder", "Beta 100% Coder"]);
-    assert_eq!(page.total, 2);
-
-    // A tag must not match a skill that merely contains it.
-    let page = store.agents(&q(Some("dir-rust-rev"), None, AgentSort::Name)).await.expect("list");
-    assert_eq!(page.total, 0);
-
-    // Text search is case-insensitive, and LIKE wildcards in it are literal.
-    let page = store.agents(&q(None, Some("CODER"), AgentSort::Name)).await.expect("list");
-    assert_eq!(page.total, 2);
-    let page = store.agents(&q(None, Some("100%"), AgentSort::Name)).await.expect("list");
-    assert_eq!(page.items.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["Beta 100% Coder"]);
-    let page = store.agents(&q(None, Some("_"), AgentSort::Name)).await.expect("list");
-    assert_eq!(page.total, 0);
-
-    // Newest first, one per page.
-    let mut query = q(Some("dir-rust"), None, AgentSort::Newest);
-    query.limit = 1;
-    let first = store.agents(&query).await.expect("list");
-    assert_eq!(first.items.len(), 1);
-    assert_eq!(first.items[0].name, "Beta 100% Coder");
-    assert_eq!(first.total, 2);
-    query.offset = 1;
-    let second = store.agents(&query).await.expect("list");
-    assert_eq!(second.items[0].name, "alpha coder");
-
-    // Nobody has been seen yet, so nobody is online.
-    let mut query = q(None, None, AgentSort::Newest);
-    query.seen_since = Some(now().plus_seconds(-120));
-    assert_eq!(store.agents(&query).await.expect("list").total, 0);
-}
-
-async fn bans_are_visible_to_authentication(store: &dyn Store) {
-    let a = new_account(AccountKind::Agent, "Banned Bot", None);
-    insert(store, &a).await;
-    let minted = mint(SecretKind::ApiKey, [9; 32]);
-    let mut tx = store.begin().await.expect("begin");
-    tx.insert_api_key(&NewApiKey {
-        id: ApiKeyId::generate(),
-        account_id: a.id.clone(),
-        name: "k".into(),
-        display_prefix: minted.display_prefix.clone(),
-        key_hash: minted.hash.clone(),
-        created_at: now(),
-    })
-    .await
-    .expect("key");
-    assert!(tx.set_banned(&a.id, Some(now()), now()).await.expect("ban"));
-    assert!(!tx.set_banned(&AccountId::generate(), Some(now()), now()).await.expect("ban nobody"));
-    tx.commit().await.expect("commit");
-    let p = store.principal_by_key(&minted.hash).await.expect("read").expect("found");
-    assert!(p.account.is_banned());
-    let page = store
-        .agents(&AgentQuery { text: Some("banned bot".into()), limit: 10, ..Default::default() })
-        .await
-        .expect("list");
-    assert_eq!(page.total, 0, "banned agents leave the directory");
+    a.id
 }

@@ -1,348 +1,206 @@
-//! From the event log to webhooks and notifications (SPEC §7), the same for every caller
-//! (the server's workers, tests, the bench).
-//!
-//! [`fan_out`] projects committed events, in log order, into one delivery per matching
-//! endpoint and one notification per recipient, moving a durable cursor in the same
-//! transaction: an event is projected once, and one committed but not yet projected when the
-//! process dies is projected after restart. [`record`] writes what sending a batch of
-//! claimed deliveries found: delivered, retried later, or given up, and turns off endpoints
-//! that are gone or have failed for too long.
+//! Webhook endpoints, their deliveries and attempts, and in-app notifications: the event
+//! log's projections for people and programs (SPEC §7).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use agora_core::{AccountId, DeliveryId, EventId, NotificationId, Timestamp, WebhookId, event::EventType};
+use async_trait::async_trait;
 
-use agora_core::{
-    AccountId, DeliveryId, EventId, NotificationId, Timestamp, WebhookId,
-    webhook::{RetrySchedule, describe, subscribed},
-};
-use serde_json::json;
+use crate::{Event, Page, Result};
 
-use crate::{
-    DeliveryAttempt, DeliveryJob, DeliveryStatus, Event, NewEvent, Notification, Result, StoreError, Tx,
-    WebhookDelivery, WebhookEndpoint,
-};
-
-/// The cursor of the fan-out in `event_cursors`.
-pub const FANOUT_CURSOR: &str = "fanout";
-
-/// What one [`fan_out`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FanOut {
-    pub events: usize,
-    pub deliveries: usize,
-    pub notifications: usize,
+/// A webhook endpoint an account registered (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: WebhookId,
+    pub account_id: AccountId,
+    pub url: String,
+    pub description: String,
+    /// Event types, `noun.*` or `*` (see `agora_core::webhook::subscribed`).
+    pub event_types: Vec<String>,
+    /// The `whsec_…` signing secret.
+    pub secret: String,
+    /// The secret it replaced, still signing alongside it until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<Timestamp>,
+    pub active: bool,
+    /// Why the system turned it off (410 Gone, failing for too long).
+    pub disabled_reason: Option<String>,
+    /// Deliveries have failed without a success since this time.
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-/// Projects up to `limit` events after the fan-out cursor and moves the cursor past them,
-/// in `tx`. `None` when another transaction (another replica) holds the cursor.
-pub async fn fan_out(tx: &mut dyn Tx, limit: u64, now: Timestamp) -> Result<Option<FanOut>> {
-    let Some(position) = tx.lock_cursor(FANOUT_CURSOR).await? else { return Ok(None) };
-    let events = tx.events_with_audience_after(position, limit).await?;
-    let Some(last) = events.last().map(|(e, _)| e.seq) else { return Ok(Some(FanOut::default())) };
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
 
-    let members: Vec<AccountId> =
-        events.iter().flat_map(|(_, a)| a.iter().cloned()).collect::<HashSet<_>>().into_iter().collect();
-    let mut endpoints: HashMap<AccountId, Vec<WebhookEndpoint>> = HashMap::new();
-    for e in tx.active_endpoints(&members).await? {
-        endpoints.entry(e.account_id.clone()).or_default().push(e);
-    }
-    let tasks: Vec<String> =
-        events.iter().filter_map(|(e, _)| e.task_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-    let one_off: HashMap<String, (AccountId, String)> =
-        tx.task_webhook_urls(&tasks).await?.into_iter().map(|(t, who, url)| (t, (who, url))).collect();
-
-    let mut deliveries = Vec::new();
-    let mut notifications = Vec::new();
-    for (event, audience) in &events {
-        for member in audience {
-            for endpoint in endpoints.get(member).into_iter().flatten() {
-                if subscribed(&endpoint.event_types, &event.event_type) {
-                    deliveries.push(new_delivery(event, member, Some(endpoint.id.clone()), None, now));
-                }
-            }
-            if event.actor_id.as_ref() != Some(member) && notifies(&event.event_type) {
-                notifications.push(notification(event, member, now));
-            }
-        }
-        if let Some((requester, url)) = event.task_id.as_ref().and_then(|t| one_off.get(t))
-            && audience.contains(requester)
-        {
-            deliveries.push(new_delivery(event, requester, None, Some(url.clone()), now));
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
         }
     }
-    tx.insert_deliveries(&deliveries).await?;
-    tx.insert_notifications(&notifications).await?;
-    tx.set_cursor(FANOUT_CURSOR, last).await?;
-    Ok(Some(FanOut {
-        events: events.len(),
-        deliveries: deliveries.len(),
-        notifications: notifications.len(),
-    }))
-}
 
-/// Progress reports are frequent and say little to a person; they stay in webhooks and the
-/// live stream but make no notification.
-fn notifies(event_type: &str) -> bool {
-    event_type != "task.progress"
-}
-
-fn new_delivery(
-    event: &Event,
-    owner: &AccountId,
-    endpoint: Option<WebhookId>,
-    url: Option<String>,
-    now: Timestamp,
-) -> WebhookDelivery {
-    WebhookDelivery {
-        id: DeliveryId::generate(),
-        endpoint_id: endpoint,
-        account_id: owner.clone(),
-        url,
-        event_seq: event.seq,
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        task_id: event.task_id.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        round_attempts: 0,
-        next_attempt_at: now,
-        last_status_code: None,
-        last_error: None,
-        last_attempt_at: None,
-        delivered_at: None,
-        created_at: now,
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
     }
 }
 
-fn notification(event: &Event, recipient: &AccountId, now: Timestamp) -> Notification {
-    let (title, message) = describe(&event.event_type, &event.payload);
-    let link = match (&event.task_id, event.event_type.as_str()) {
-        (Some(task), _) => Some(format!("/api/v1/tasks/{task}")),
-        (None, t) if t.starts_with("payment.") => Some("/api/v1/wallet".to_owned()),
-        (None, "webhook.disabled") => event
-            .payload
-            .get("webhook_id")
-            .and_then(|v| v.as_str())
-            .map(|id| format!("/api/v1/webhooks/{id}")),
-        _ => None,
-    };
-    Notification {
-        id: NotificationId::generate(),
-        account_id: recipient.clone(),
-        event_seq: event.seq,
-        kind: event.event_type.clone(),
-        title,
-        message,
-        link,
-        read_at: None,
-        created_at: now,
-    }
+/// One event's delivery to one endpoint, or to a task's one-off URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: DeliveryId,
+    /// `None` for a task's one-off URL.
+    pub endpoint_id: Option<WebhookId>,
+    pub account_id: AccountId,
+    /// The one-off URL (endpoints' deliveries go to the endpoint's current URL).
+    pub url: Option<String>,
+    pub event_seq: i64,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub task_id: Option<String>,
+    pub status: DeliveryStatus,
+    /// Attempts made in all.
+    pub attempts: i64,
+    /// Attempts since the delivery was last (re)started; picks the next retry delay.
+    pub round_attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
-/// How failed deliveries are retried and when an endpoint is given up on.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub schedule: RetrySchedule,
-    /// An endpoint failing without a success for this long is disabled.
-    pub disable_after_ms: i64,
-}
-
-/// What one attempt at a claimed delivery found.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub job: DeliveryJob,
+/// One attempt at a delivery, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub delivery_id: DeliveryId,
+    /// 1, 2, 3… over the delivery's life.
+    pub attempt: i64,
     pub at: Timestamp,
-    pub status_code: Option<u16>,
+    pub status_code: Option<i64>,
     pub duration_ms: i64,
     pub error: Option<String>,
-    /// No retry whatever the schedule says (the endpoint was disabled meanwhile).
-    pub give_up: bool,
-    /// 0.0–1.0, spreads the retry delay (see `RetrySchedule::delay_after`).
-    pub jitter: f64,
 }
 
-impl Attempt {
-    fn succeeded(&self) -> bool {
-        self.status_code.is_some_and(|c| (200..300).contains(&c))
-    }
-
-    fn gone(&self) -> bool {
-        self.status_code == Some(410)
-    }
+/// A delivery taken by a sender, with everything sending it needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery: WebhookDelivery,
+    /// Where to send it now (the endpoint's current URL, or the task's one-off URL).
+    pub url: String,
+    /// The secret to sign with: the endpoint's, or the task requester's account secret.
+    pub secret: String,
+    /// The endpoint's rotated-out secret and until when it signs too.
+    pub previous_secret: Option<(String, Timestamp)>,
+    pub event: Event,
+    /// Proves the sender still holds the claim when it records the outcome.
+    pub claim_token: String,
 }
 
-/// What [`record`] wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Recorded {
-    pub delivered: usize,
-    pub retrying: usize,
-    pub failed: usize,
-    /// Attempts whose claim had been taken over (not recorded).
-    pub stale: usize,
-    pub endpoints_disabled: usize,
+/// An in-app notification: one event as one recipient sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub account_id: AccountId,
+    pub event_seq: i64,
+    /// The event type it comes from.
+    pub kind: EventType,
+    pub title: String,
+    pub message: String,
+    /// An API path about the subject (a task, the wallet, a webhook).
+    pub link: Option<String>,
+    pub read_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
-/// Records a batch of attempts in `tx`: logs each, moves each delivery on (delivered, due
-/// again after the schedule's next delay, or failed), and keeps each endpoint's failure
-/// streak — disabling one that answered 410 Gone or has failed for `disable_after_ms`.
-pub async fn record(
-    tx: &mut dyn Tx,
-    attempts: &[Attempt],
-    policy: &Policy,
-    now: Timestamp,
-) -> Result<Recorded> {
-    let mut out = Recorded::default();
-    // Lock the batch's endpoints first, in id order: disabling an endpoint (here or by its
-    // owner) locks it before its deliveries, so every transaction takes the locks in one
-    // order and two replicas recording at once cannot deadlock.
-    let mut endpoints: BTreeMap<WebhookId, WebhookEndpoint> = BTreeMap::new();
-    let ids: HashSet<&WebhookId> =
-        attempts.iter().filter_map(|a| a.job.delivery.endpoint_id.as_ref()).collect();
-    let mut ids: Vec<&WebhookId> = ids.into_iter().collect();
-    ids.sort_unstable();
-    for id in ids {
-        if let Some(e) = tx.webhook_endpoint_for_update(id).await? {
-            endpoints.insert(id.clone(), e);
-        }
-    }
-    // Per endpoint: the latest success, the earliest failure, whether a delivery ran out of
-    // attempts, and a reason to disable it at once.
-    #[derive(Default)]
-    struct Streak {
-        success: Option<Timestamp>,
-        failure: Option<Timestamp>,
-        exhausted: bool,
-        gone: bool,
-    }
-    let mut streaks: BTreeMap<WebhookId, Streak> = BTreeMap::new();
-    for a in attempts {
-        let mut d = a.job.delivery.clone();
-        d.attempts += 1;
-        d.round_attempts += 1;
-        d.last_status_code = a.status_code.map(i64::from);
-        d.last_error = a.error.clone();
-        d.last_attempt_at = Some(a.at);
-        let retry =
-            usize::try_from(d.round_attempts).ok().and_then(|n| policy.schedule.delay_after(n, a.jitter));
-        if a.succeeded() {
-            d.status = DeliveryStatus::Delivered;
-            d.delivered_at = Some(now);
-        } else if let (Some(delay), false, false) = (retry, a.give_up, a.gone()) {
-            d.status = DeliveryStatus::Pending;
-            d.next_attempt_at = Timestamp::from_millis(now.millis().saturating_add(delay));
-        } else {
-            d.status = DeliveryStatus::Failed;
-        }
-        let attempt = DeliveryAttempt {
-            delivery_id: d.id.clone(),
-            attempt: d.attempts,
-            at: a.at,
-            status_code: d.last_status_code,
-            duration_ms: a.duration_ms,
-            error: a.error.clone(),
-        };
-        if !tx.finish_attempt(&d, &a.job.claim_token, &attempt).await? {
-            out.stale += 1;
-            continue;
-        }
-        match d.status {
-            DeliveryStatus::Delivered => out.delivered += 1,
-            DeliveryStatus::Pending => out.retrying += 1,
-            DeliveryStatus::Failed => out.failed += 1,
-        }
-        if let (Some(endpoint), false) = (&d.endpoint_id, a.give_up) {
-            let s = streaks.entry(endpoint.clone()).or_default();
-            if a.succeeded() {
-                s.success = Some(s.success.map_or(a.at, |t| t.max(a.at)));
-            } else {
-                s.failure = Some(s.failure.map_or(a.at, |t| t.min(a.at)));
-                s.exhausted |= d.status == DeliveryStatus::Failed;
-            }
-            s.gone |= a.gone();
-        }
-    }
-    for (id, s) in streaks {
-        let Some(mut endpoint) = endpoints.remove(&id) else { continue };
-        let before = (endpoint.failing_since, endpoint.active);
-        match (s.success, s.failure) {
-            // Failing only if the failures came after the last success.
-            (Some(ok), Some(bad)) if bad > ok => endpoint.failing_since = Some(bad),
-            (Some(_), _) => endpoint.failing_since = None,
-            (None, Some(bad)) => {
-                endpoint.failing_since = Some(endpoint.failing_since.map_or(bad, |t| t.min(bad)))
-            }
-            (None, None) => {}
-        }
-        // A long streak disables the endpoint only once a delivery has run out of attempts,
-        // so one blip after a quiet spell (whose retry would succeed) does not.
-        let too_long = s.exhausted
-            && endpoint
-                .failing_since
-                .is_some_and(|since| now.millis() - since.millis() >= policy.disable_after_ms);
-        let reason = if s.gone {
-            Some("the endpoint answered 410 Gone".to_owned())
-        } else if too_long {
-            Some(format!(
-                "deliveries failed for {} hours without a success",
-                policy.disable_after_ms / 3_600_000
-            ))
-        } else {
-            None
-        };
-        if let (Some(reason), true) = (reason, endpoint.active) {
-            disable(tx, &mut endpoint, &reason, now).await?;
-            out.endpoints_disabled += 1;
-        }
-        if (endpoint.failing_since, endpoint.active) != before {
-            endpoint.updated_at = now;
-            tx.update_webhook_endpoint(&endpoint).await?;
-        }
-    }
-    Ok(out)
+#[async_trait]
+pub trait WebhookReads: Send {
+    /// The account's webhook endpoints, oldest first.
+    async fn webhook_endpoints(&mut self, account: &AccountId) -> Result<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoint(&mut self, id: &WebhookId) -> Result<Option<WebhookEndpoint>>;
+    /// The active endpoints of these accounts.
+    async fn active_endpoints(&mut self, accounts: &[AccountId]) -> Result<Vec<WebhookEndpoint>>;
+    /// `(task, requester, url)` for those of these tasks that have a one-off webhook URL.
+    async fn task_webhook_urls(&mut self, tasks: &[String]) -> Result<Vec<(String, AccountId, String)>>;
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries(
+        &mut self,
+        endpoint: &WebhookId,
+        status: Option<DeliveryStatus>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<WebhookDelivery>>;
+    async fn delivery(&mut self, id: &DeliveryId) -> Result<Option<WebhookDelivery>>;
+    /// The attempts of these deliveries, in attempt order.
+    async fn delivery_attempts(&mut self, ids: &[DeliveryId]) -> Result<Vec<DeliveryAttempt>>;
+    /// How many deliveries wait to be made (the webhook backlog).
+    async fn pending_deliveries(&mut self) -> Result<u64>;
+    /// The account's notifications, newest first, and how many are unread.
+    async fn notifications(
+        &mut self,
+        account: &AccountId,
+        unread_only: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Page<Notification>, u64)>;
 }
 
-/// Turns an endpoint off, fails what it had pending, and tells its owner (`webhook.disabled`,
-/// which becomes a notification). The caller writes the endpoint back.
-async fn disable(
-    tx: &mut dyn Tx,
-    endpoint: &mut WebhookEndpoint,
-    reason: &str,
-    now: Timestamp,
-) -> Result<()> {
-    endpoint.active = false;
-    endpoint.disabled_reason = Some(reason.to_owned());
-    tx.fail_pending_deliveries(&endpoint.id, &format!("endpoint disabled: {reason}"), now).await?;
-    tx.append_event(&NewEvent {
-        id: EventId::generate(),
-        event_type: "webhook.disabled".to_owned(),
-        actor_id: None,
-        task_id: None,
-        audience: vec![endpoint.account_id.clone()],
-        payload: json!({ "webhook_id": endpoint.id, "url": endpoint.url, "reason": reason }),
-        created_at: now,
-    })
-    .await
-}
+#[async_trait]
+pub trait WebhookWrites: Send {
+    async fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
+    async fn webhook_endpoint_for_update(&mut self, id: &WebhookId) -> Result<Option<WebhookEndpoint>>;
+    /// Writes back every mutable field of an endpoint.
+    async fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// Deletes an endpoint with its delivery log.
+    async fn delete_webhook_endpoint(&mut self, id: &WebhookId) -> Result<()>;
+    async fn insert_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> Result<()>;
+    /// Fails an endpoint's pending deliveries (it was disabled).
+    async fn fail_pending_deliveries(
+        &mut self,
+        endpoint: &WebhookId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Takes up to `limit` pending deliveries due at `now` (skipping ones another replica
+    /// is taking), moves their next attempt to `lease_until` so nobody else takes them
+    /// meanwhile, and marks them with `token`. Deliveries of inactive endpoints are left.
+    async fn claim_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        token: &str,
+        limit: u64,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Logs an attempt and writes the delivery's new state, if the delivery still carries
+    /// `token` (a sender whose claim ran out and was taken over records nothing); `false`
+    /// otherwise.
+    async fn finish_attempt(
+        &mut self,
+        delivery: &WebhookDelivery,
+        token: &str,
+        attempt: &DeliveryAttempt,
+    ) -> Result<bool>;
+    /// Starts a delivery again: pending, due at `now`, a fresh round of retries; `false`
+    /// (and nothing changed) while a sender holds a live claim on it.
+    async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<bool>;
 
-/// Starts `id` (a delivery of `owner`'s) again: pending, due now, a fresh round of retries.
-/// `NotFound` when it is not theirs; `Refused` when its endpoint is disabled or an attempt
-/// is in flight (a second one would race it).
-pub async fn redeliver(
-    tx: &mut dyn Tx,
-    owner: &AccountId,
-    delivery: &WebhookDelivery,
-    now: Timestamp,
-) -> Result<()> {
-    if &delivery.account_id != owner {
-        return Err(StoreError::NotFound);
-    }
-    if let Some(endpoint) = &delivery.endpoint_id {
-        let endpoint = tx.webhook_endpoint_for_update(endpoint).await?.ok_or(StoreError::NotFound)?;
-        if !endpoint.active {
-            return Err(StoreError::Refused(crate::Refusal::EndpointDisabled));
-        }
-    }
-    if !tx.restart_delivery(&delivery.id, now).await? {
-        return Err(StoreError::Refused(crate::Refusal::DeliveryInFlight));
-    }
-    Ok(())
+    async fn insert_notifications(&mut self, notifications: &[Notification]) -> Result<()>;
+    /// Marks one notification (or, with `None`, all) of `account` read; how many changed.
+    async fn mark_notifications_read(
+        &mut self,
+        account: &AccountId,
+        id: Option<&NotificationId>,
+        now: Timestamp,
+    ) -> Result<u64>;
 }

@@ -5,10 +5,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use agora_core::{
-    Timestamp,
-    account::{Email, Password},
-};
+use agora_app::{Admin, App};
+use agora_core::account::{Email, Password};
 use agora_server::{
     AppState, Config,
     config::{DatabaseUrl, LogFormat},
@@ -166,6 +164,9 @@ struct Settings {
     /// Delivered work is accepted automatically after this many hours [default: 72].
     #[arg(long, env = "AGORA_AUTO_ACCEPT_HOURS", global = true)]
     auto_accept_hours: Option<f64>,
+    /// After a revision request, hours before the requester may cancel for a refund [default: 72].
+    #[arg(long, env = "AGORA_REVISION_HOURS", global = true)]
+    revision_hours: Option<f64>,
     /// How often background workers look for expired leases and due auto-accepts, in
     /// milliseconds [default: 1000].
     #[arg(long, env = "AGORA_WORKER_INTERVAL_MS", global = true)]
@@ -236,6 +237,9 @@ impl Settings {
         if let Some(v) = self.auto_accept_hours {
             cfg.auto_accept_hours = v;
         }
+        if let Some(v) = self.revision_hours {
+            cfg.revision_hours = v;
+        }
         if let Some(v) = self.worker_interval_ms {
             cfg.worker_interval_ms = v;
         }
@@ -259,7 +263,9 @@ impl Settings {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to standard error; standard output is the commands' own output (the URL a
+    // server listens on, what an admin command did).
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -322,82 +328,65 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     cfg.listen = listener.local_addr().context("reading the bound address")?;
     let url = cfg.public_url();
     tracing::info!(backend = store.backend(), database = %cfg.effective_database_url(), "database ready");
-    if let Some(admin) = agora_server::accounts::bootstrap_admin(store.as_ref()).await? {
+    let app = App::new(store, cfg.app_settings());
+    if let Some((email, password)) = app.bootstrap_admin().await? {
         // Printed, never logged: it is a password.
         println!("First start: an admin account was created. Log in and keep this safe; it is shown once.");
-        println!("  email:    {}", admin.email);
-        println!("  password: {}", admin.password);
+        println!("  email:    {email}");
+        println!("  password: {password}");
         println!("  curl -s {url}/api/v1/auth/token -H 'content-type: application/json' \\");
-        println!("    -d '{{\"email\":\"{}\",\"password\":\"<password>\"}}'", admin.email);
+        println!("    -d '{{\"email\":\"{email}\",\"password\":\"<password>\"}}'");
     }
     println!("Agora is listening on {url}  (API docs: {url}/api/docs)");
-    agora_server::serve(listener, AppState::new(store.clone(), cfg), shutdown).await?;
-    store.close().await;
+    agora_server::serve(listener, AppState::new(app.clone(), cfg), shutdown).await?;
+    app.close().await;
     Ok(())
 }
 
-/// Finds an account by id (`acct_…`) or email.
-async fn find_account(store: &dyn Store, who: &str) -> anyhow::Result<agora_core::account::Account> {
-    let found = match agora_core::AccountId::parse(who) {
-        Some(id) => store.account(&id).await?,
-        None => match Email::parse(who) {
-            Ok(email) => store.account_login(&email).await?.map(|(a, _)| a),
-            Err(_) => bail!("{who:?} is neither an account id (acct_…) nor an email"),
-        },
-    };
-    found.with_context(|| format!("no account {who:?}"))
+/// What the operator's tools run against: the configured database, without a server.
+async fn operator_app(cfg: &Config) -> anyhow::Result<App> {
+    Ok(App::new(open_store(cfg).await?, cfg.app_settings()))
 }
 
 async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
+    let app = operator_app(&cfg).await?;
+    let op = Admin::operator();
     match cmd {
         AdminCommand::CreateAdmin { email, password } => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
             let password = Password::parse(&password).map_err(|e| anyhow::anyhow!("password {e}"))?;
-            let created = agora_server::accounts::create_admin(store.as_ref(), email, password).await?;
+            let created = app.create_admin(&op, email, password).await?.commit().await?;
             println!("created admin {}", created.account.id);
         }
-        AdminCommand::Ban { account } => set_ban(store.as_ref(), &cfg, &account, true).await?,
-        AdminCommand::Unban { account } => set_ban(store.as_ref(), &cfg, &account, false).await?,
+        AdminCommand::Ban { account } => set_ban(&app, &account, true).await?,
+        AdminCommand::Unban { account } => set_ban(&app, &account, false).await?,
         AdminCommand::TopUp { account, amount, currency, reason } => {
-            let account = find_account(store.as_ref(), &account).await?;
-            let table = cfg.currency_table().map_err(|e| anyhow::anyhow!(e))?;
-            let currency = table.parse(&currency).map_err(|e| anyhow::anyhow!("currency {e}"))?;
-            let minor = table.parse_major(&currency, &amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
-            let why = agora_store::money::Why {
-                reason: reason.or_else(|| Some("CLI top-up".into())),
-                ..Default::default()
-            };
-            let mut tx = store.begin().await?;
-            let id = agora_store::money::top_up(
-                tx.as_mut(),
-                &account.id,
-                &currency,
-                minor,
-                &why,
-                Timestamp::now(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("top-up refused: {e}"))?;
-            tx.commit().await?;
-            println!("credited {amount} {currency} ({minor} minor units) to {} ({id})", account.id);
+            let account = app.find_account(&op, &account).await?;
+            let table = &app.settings().currencies;
+            let code = table.parse(&currency).map_err(|e| anyhow::anyhow!("currency {e}"))?;
+            let minor = table.parse_major(&code, &amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
+            let reason = reason.unwrap_or_else(|| "CLI top-up".into());
+            let receipt = app
+                .top_up(&op, &account.id, code.as_str(), minor, Some(&reason))
+                .await
+                .map_err(|e| anyhow::anyhow!("top-up refused: {e}"))?
+                .commit()
+                .await?;
+            println!(
+                "credited {amount} {code} ({minor} minor units) to {} ({})",
+                account.id, receipt.transaction_id
+            );
         }
     }
+    app.close().await;
     Ok(())
 }
 
-async fn set_ban(store: &dyn Store, cfg: &Config, who: &str, banned: bool) -> anyhow::Result<()> {
-    let account = find_account(store, who).await?;
-    let now = Timestamp::now();
-    let mut tx = store.begin().await?;
-    let withdrawn =
-        agora_store::work::set_ban(tx.as_mut(), &account.id, banned.then_some(now), &cfg.engine(), now)
-            .await?;
-    tx.commit().await?;
+async fn set_ban(app: &App, who: &str, banned: bool) -> anyhow::Result<()> {
+    let op = Admin::operator();
+    let account = app.find_account(&op, who).await?;
+    app.set_ban(&op, &account.id, banned).await?.commit().await?;
     println!("{} {}", if banned { "banned" } else { "unbanned" }, account.id);
-    if !withdrawn.is_empty() {
-        println!("withdrew {} task(s) it held", withdrawn.len());
-    }
     Ok(())
 }
 

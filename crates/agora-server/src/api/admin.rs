@@ -1,10 +1,9 @@
 //! Administration: banning and unbanning accounts.
 
 use agora_client::types::{Account, BanRequest, Envelope, ErrorEnvelope};
-use agora_core::{AccountId, Timestamp};
+use agora_core::AccountId;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
     response::Response,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -15,8 +14,8 @@ use super::{
 };
 use crate::{
     AppState,
-    auth::Admin,
-    error::{ApiError, Result, code},
+    auth::AdminAuth,
+    error::Result,
     extract::{ApiJson, ok},
 };
 
@@ -38,21 +37,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn ban(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    AdminAuth(admin): AdminAuth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<BanRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
-    if id == admin.account.id {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code::CANNOT_BAN_SELF,
-            "an admin cannot ban itself",
-        ));
-    }
-    set_ban(&state, &id, Some(Timestamp::now())).await.inspect(|_| {
-        tracing::info!(admin_id = %admin.account.id, account_id = %id, reason = req.reason.as_deref().unwrap_or(""), "account banned");
-    })
+    let banned = state.app.set_ban(&admin, &id, true).await?.commit().await?;
+    tracing::info!(account_id = %id, reason = req.reason.as_deref().unwrap_or(""), "account banned");
+    ok(&views::account(&banned, Viewer::Private, state.app.now()))
 }
 
 /// Lift a ban.
@@ -65,28 +57,10 @@ async fn ban(
     ))]
 async fn unban(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    AdminAuth(admin): AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
-    set_ban(&state, &id, None).await.inspect(|_| {
-        tracing::info!(admin_id = %admin.account.id, account_id = %id, "account unbanned");
-    })
-}
-
-async fn set_ban(state: &AppState, id: &AccountId, banned_at: Option<Timestamp>) -> Result<Response> {
-    let now = Timestamp::now();
-    let mut tx = state.store.begin().await?;
-    let account = tx.account_for_update(id).await?.ok_or_else(|| ApiError::not_found("account"))?;
-    let withdrawn =
-        agora_store::work::set_ban(tx.as_mut(), id, banned_at, &state.config.engine(), now).await?;
-    tx.commit().await?;
-    if !withdrawn.is_empty() {
-        tracing::info!(account_id = %id, tasks = withdrawn.len(), "a ban withdrew the account's tasks");
-    }
-    ok(&views::account(
-        &agora_core::account::Account { banned_at, updated_at: now, ..account },
-        Viewer::Private,
-        now,
-    ))
+    let account = state.app.set_ban(&admin, &id, false).await?.commit().await?;
+    ok(&views::account(&account, Viewer::Private, state.app.now()))
 }

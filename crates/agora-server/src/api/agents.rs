@@ -2,8 +2,8 @@
 
 use agora_client::types::{Account, AgentListQuery, CreatedAgent, Envelope, ErrorEnvelope, ProfileFields};
 use agora_core::{
-    AccountId, Invalid, Timestamp,
-    account::{self, AccountKind, ONLINE_WINDOW_SECS, Profile, Role},
+    AccountId, Invalid,
+    account::{self, ONLINE_WINDOW_SECS},
 };
 use agora_store::{AgentQuery, AgentSort};
 use axum::{
@@ -19,12 +19,16 @@ use super::{
 };
 use crate::{
     AppState,
-    accounts::{self, AccountSpec},
-    auth::Caller,
-    error::{ApiError, Result},
+    auth::Auth,
+    error::Result,
     extract::{ApiJson, ApiQuery, PageParams, ok, page},
-    idempotency::Idempotency,
+    idem::Idempotency,
+    vocab::Vocabulary,
 };
+
+/// The directory's sort orders.
+const SORT: Vocabulary<AgentSort> =
+    Vocabulary { field: "sort", words: &[("newest", AgentSort::Newest), ("name", AgentSort::Name)] };
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_agent, list_agents)).routes(routes!(get_agent))
@@ -40,39 +44,19 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn create_agent(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     ApiJson(mut req): ApiJson<ProfileFields>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let name = match req.name.take() {
-        Some(n) => inv.collect("name", account::parse_name(&n)),
-        None => {
-            inv.push("name", "is required");
-            None
-        }
-    };
-    let profile = inv.collect("", Profile::default().apply(views::profile_input(req)));
-    let (Some(name), Some(profile)) = (name, profile) else { return Err(inv.into()) };
-    let prepared = accounts::prepare(AccountSpec {
-        kind: AccountKind::Agent,
-        role: Role::User,
-        name,
-        email: None,
-        password: None,
-        owner_id: Some(caller.account.id.clone()),
-        profile,
-        with_key: true,
+    let name = req.name.take();
+    let done = state.app.create_agent(&p, name, views::profile_input(req)).await?;
+    let now = state.app.now();
+    idem.commit(done, StatusCode::CREATED, |created| CreatedAgent {
+        agent: views::account(&created.account, Viewer::Private, now),
+        api_key: created.api_key.clone().unwrap_or_default(),
+        webhook_secret: created.webhook_secret.clone(),
     })
-    .await?;
-    let mut tx = state.store.begin().await?;
-    let created = accounts::insert(tx.as_mut(), prepared).await?;
-    let body = CreatedAgent {
-        agent: views::account(&created.account, Viewer::Private, Timestamp::now()),
-        api_key: created.api_key.unwrap_or_default(),
-        webhook_secret: created.webhook_secret,
-    };
-    idem.commit(&state, tx, StatusCode::CREATED, &body).await
+    .await
 }
 
 /// The public agent directory.
@@ -89,20 +73,12 @@ async fn list_agents(
     let mut inv = Invalid::default();
     let params = inv.collect("", PageParams::parse(q.page, q.limit));
     let skill = q.skill.as_deref().and_then(|s| inv.collect("skill", account::parse_skill(s)));
-    let sort = match q.sort.as_deref() {
-        None | Some("newest") => AgentSort::Newest,
-        Some("name") => AgentSort::Name,
-        Some(_) => {
-            inv.push("sort", "must be newest or name");
-            AgentSort::Newest
-        }
+    let sort = inv.collect("", SORT.parse(q.sort.as_deref(), AgentSort::Newest));
+    let text = inv.collect("", agora_app::ServiceSearch::text(q.q));
+    let (Some(params), Some(sort), Some(text), true) = (params, sort, text, inv.0.is_empty()) else {
+        return Err(inv.into());
     };
-    let text = q.q.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-    if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
-        inv.push("q", "must be at most 200 characters");
-    }
-    let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let now = Timestamp::now();
+    let now = state.app.now();
     let query = AgentQuery {
         skill,
         text,
@@ -111,14 +87,11 @@ async fn list_agents(
         offset: params.offset(),
         limit: params.limit,
     };
-    let found = state.store.agents(&query).await?;
-    let ids: Vec<AccountId> = found.items.iter().map(|a| a.id.clone()).collect();
-    let loads = state.store.in_progress_counts(&ids).await?;
-    let load = |id: &AccountId| loads.iter().find(|(a, _)| a == id).map_or(0, |(_, n)| *n);
+    let found = state.app.agent_directory(&query).await?;
     let items: Vec<_> = found
         .items
         .iter()
-        .map(|a| views::account_with_load(a, Viewer::Public, now, Some(load(&a.id))))
+        .map(|(a, load)| views::account_with_load(a, Viewer::Public, now, Some(*load)))
         .collect();
     page(&items, params, found.total)
 }
@@ -132,13 +105,6 @@ async fn list_agents(
     ))]
 async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "agent")?;
-    let agent = state
-        .store
-        .account(&id)
-        .await?
-        .filter(|a| a.kind == AccountKind::Agent && !a.is_banned())
-        .ok_or_else(|| ApiError::not_found("agent"))?;
-    let load = state.store.in_progress_counts(std::slice::from_ref(&agent.id)).await?;
-    let in_progress = load.first().map_or(0, |(_, n)| *n);
-    ok(&views::account_with_load(&agent, Viewer::Public, Timestamp::now(), Some(in_progress)))
+    let (agent, load) = state.app.agent(&id).await?;
+    ok(&views::account_with_load(&agent, Viewer::Public, state.app.now(), Some(load)))
 }

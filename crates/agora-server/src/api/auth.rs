@@ -1,15 +1,11 @@
 //! Registration and login: `/auth/register`, `/auth/token`, `/auth/refresh`, `/auth/logout`.
 
+use agora_app::Registration;
 use agora_client::types::{
     AccountType, Envelope, ErrorEnvelope, ProfileFields, RefreshRequest, RegisterRequest, Registered,
     TokenPair, TokenRequest,
 };
-use agora_core::{
-    Invalid, Timestamp,
-    account::{self, AccountKind, Email, Password, Profile, Role},
-    credential::hash_secret,
-};
-use agora_store::Credential;
+use agora_core::account::AccountKind;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,9 +13,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::views::{self, Viewer};
 use crate::{
     AppState,
-    accounts::{self, AccountSpec},
-    auth::{Caller, ClientIp, verify_password},
-    error::{ApiError, Result, code},
+    auth::{Auth, ClientIp},
+    error::Result,
     extract::{ApiJson, envelope_json, json_response, ok},
 };
 
@@ -31,49 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code::INVALID_CREDENTIALS, "email or password is wrong")
-}
-
-/// Validates a registration into an account spec, reporting every bad field at once.
-fn register_spec(req: RegisterRequest) -> Result<AccountSpec, Invalid> {
-    let mut inv = Invalid::default();
-    let kind = match req.account_type {
-        AccountType::Human => AccountKind::Human,
-        AccountType::Agent => AccountKind::Agent,
-    };
-    let name = inv.collect("name", account::parse_name(&req.name));
-    let email = req.email.as_deref().and_then(|e| inv.collect("email", Email::parse(e)));
-    let password = req.password.as_deref().and_then(|p| inv.collect("password", Password::parse(p)));
-    // Humans log in with email and password; an agent may have both, or neither (key only).
-    let human = kind == AccountKind::Human;
-    if req.email.is_none() && (human || req.password.is_some()) {
-        inv.push("email", "is required for a human account, or with a password");
-    }
-    if req.password.is_none() && (human || req.email.is_some()) {
-        inv.push("password", "is required for a human account, or with an email");
-    }
-    let profile = inv.collect(
-        "",
-        Profile::default().apply(views::profile_input(ProfileFields {
-            description: req.description,
-            skills: req.skills,
-            model_name: req.model_name.map(Some),
-            ..Default::default()
-        })),
-    );
-    match (name, profile) {
-        (Some(name), Some(profile)) if inv.0.is_empty() => Ok(AccountSpec {
-            kind,
-            role: Role::User,
-            name,
-            email,
-            password,
-            owner_id: None,
-            profile,
-            with_key: kind == AccountKind::Agent,
-        }),
-        _ => Err(inv),
+fn tokens(t: &agora_app::Tokens) -> TokenPair {
+    TokenPair {
+        access_token: t.access_token.clone(),
+        refresh_token: t.refresh_token.clone(),
+        token_type: "Bearer".to_owned(),
+        expires_in: t.expires_in,
     }
 }
 
@@ -90,17 +48,27 @@ fn register_spec(req: RegisterRequest) -> Result<AccountSpec, Invalid> {
     ))]
 async fn register(
     State(state): State<AppState>,
-    ip: ClientIp,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Response> {
-    state.limits.check("auth", &ip.0)?;
-    let prepared = accounts::prepare(register_spec(req)?).await?;
-    let mut tx = state.store.begin().await?;
-    let created = accounts::insert(tx.as_mut(), prepared).await?;
-    tx.commit().await?;
-    tracing::info!(account_id = %created.account.id, kind = created.account.kind.as_str(), "account registered");
+    let registration = Registration {
+        kind: Some(match req.account_type {
+            AccountType::Human => AccountKind::Human,
+            AccountType::Agent => AccountKind::Agent,
+        }),
+        name: req.name,
+        email: req.email,
+        password: req.password,
+        profile: views::profile_input(ProfileFields {
+            description: req.description,
+            skills: req.skills,
+            model_name: req.model_name.map(Some),
+            ..Default::default()
+        }),
+    };
+    let created = state.app.register(registration, ip).await?.commit().await?;
     let body = Registered {
-        account: views::account(&created.account, Viewer::Private, Timestamp::now()),
+        account: views::account(&created.account, Viewer::Private, state.app.now()),
         api_key: created.api_key,
         webhook_secret: created.webhook_secret,
     };
@@ -118,28 +86,11 @@ async fn register(
     ))]
 async fn token(
     State(state): State<AppState>,
-    ip: ClientIp,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Response> {
-    state.limits.check("auth", &ip.0)?;
-    let found = match Email::parse(&req.email) {
-        Ok(email) => state.store.account_login(&email).await?,
-        Err(_) => None,
-    };
-    let (account, hash) = match found {
-        Some((a, h)) => (Some(a), h),
-        None => (None, None),
-    };
-    // Always verify, even for unknown emails, so timing does not reveal which exist.
-    let verified = verify_password(&req.password, hash).await?;
-    let Some(account) = account.filter(|_| verified) else { return Err(invalid_credentials()) };
-    if account.is_banned() {
-        return Err(ApiError::banned());
-    }
-    let mut tx = state.store.begin().await?;
-    let pair = accounts::insert_session(tx.as_mut(), &account.id, &state.config).await?;
-    tx.commit().await?;
-    ok(&pair)
+    let t = state.app.login(&req.email, &req.password, ip).await?.commit().await?;
+    ok(&tokens(&t))
 }
 
 /// Trade a refresh token for a new token pair. Each refresh token works once; the old
@@ -153,26 +104,11 @@ async fn token(
     ))]
 async fn refresh(
     State(state): State<AppState>,
-    ip: ClientIp,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Response> {
-    state.limits.check("auth", &ip.0)?;
-    let mut tx = state.store.begin().await?;
-    let Some(account_id) = tx.take_refresh_token(&hash_secret(&req.refresh_token), Timestamp::now()).await?
-    else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            code::INVALID_CREDENTIALS,
-            "refresh token is not valid",
-        ));
-    };
-    let account = tx.account_for_update(&account_id).await?.ok_or_else(invalid_credentials)?;
-    if account.is_banned() {
-        return Err(ApiError::banned());
-    }
-    let pair = accounts::insert_session(tx.as_mut(), &account_id, &state.config).await?;
-    tx.commit().await?;
-    ok(&pair)
+    let t = state.app.refresh(&req.refresh_token, ip).await?.commit().await?;
+    ok(&tokens(&t))
 }
 
 /// End the login session of the access token presented.
@@ -181,16 +117,7 @@ async fn refresh(
         (status = 200, description = "Logged out"),
         (status = 400, description = "`NOT_A_SESSION`: an API key was presented; revoke keys instead", body = ErrorEnvelope),
     ))]
-async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    let Credential::Session(session) = &caller.credential else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code::NOT_A_SESSION,
-            "logout ends a login session; to stop an API key, revoke it with DELETE /api/v1/me/keys/{id}",
-        ));
-    };
-    let mut tx = state.store.begin().await?;
-    tx.revoke_session(session, Timestamp::now()).await?;
-    tx.commit().await?;
+async fn logout(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    state.app.logout(&p).await?.commit().await?;
     ok(&json!({ "logged_out": true }))
 }

@@ -3,16 +3,9 @@
 //! delivery clock; late delivery costs the worker the penalty. The poster may take back an
 //! overdue claim, which reopens the bounty, or cancel an unclaimed one for a refund.
 
+use agora_app::BountyFilter;
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
-use agora_core::{
-    Invalid, Timestamp,
-    task::{TaskKind, TaskStatus},
-    work::{Bounty, BountyInput},
-};
-use agora_store::{
-    Task, TaskQuery, Tx,
-    work::{self, Act},
-};
+use agora_core::{Invalid, TaskId, work::BountyInput};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -20,13 +13,13 @@ use axum::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{tasks, views};
+use super::{path_id, tasks, views};
 use crate::{
     AppState,
-    auth::Caller,
-    error::{ApiError, Result},
+    auth::Auth,
+    error::Result,
     extract::{ApiJson, ApiQuery, PageParams, ok, page},
-    idempotency::Idempotency,
+    idem::Idempotency,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,6 +28,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_bounty))
         .routes(routes!(claim_bounty))
         .routes(routes!(cancel_bounty))
+}
+
+/// A bounty request as the application's input.
+pub fn bounty_input(req: t::BountyRequest) -> BountyInput {
+    BountyInput {
+        title: req.title,
+        short_description: req.short_description,
+        description: req.description,
+        reward: req.reward_amount,
+        penalty: req.penalty_amount,
+        max_delivery_hours: req.max_delivery_hours,
+        input_schema: req.input_schema,
+        output_schema: req.output_schema,
+        input_data: req.input_data,
+    }
 }
 
 /// Post a bounty; the reward is held from the poster at once (402 if it cannot be).
@@ -48,43 +56,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn post_bounty(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     ApiJson(req): ApiJson<t::BountyRequest>,
 ) -> Result<Response> {
-    let (tx, task) = post(&state, &caller, req).await?;
-    idem.commit(&state, tx, StatusCode::CREATED, &views::task(&task, None, None)).await
-}
-
-/// Posts a bounty for the caller with its reward held, in a transaction the caller commits.
-pub async fn post(state: &AppState, caller: &Caller, req: t::BountyRequest) -> Result<(Box<dyn Tx>, Task)> {
-    let mut inv = Invalid::default();
-    let currency = inv.collect("currency", state.currencies.parse(req.currency.as_deref().unwrap_or("PTS")));
-    let bounty = inv.collect(
-        "",
-        Bounty::parse(BountyInput {
-            title: req.title,
-            short_description: req.short_description,
-            description: req.description,
-            reward: req.reward_amount,
-            penalty: req.penalty_amount,
-            max_delivery_hours: req.max_delivery_hours,
-            input_schema: req.input_schema,
-            output_schema: req.output_schema,
-            input_data: req.input_data,
-        }),
-    );
-    let (Some(currency), Some(bounty)) = (currency, bounty) else { return Err(inv.into()) };
-    let now = Timestamp::now();
-    let mut task = Task::new(TaskKind::Bounty, &caller.account.id, bounty.title, now);
-    task.description = bounty.description;
-    task.input = bounty.input;
-    task.details = serde_json::to_value(&bounty.terms).map_err(ApiError::internal)?;
-    task.price = Some(bounty.reward);
-    task.currency = Some(currency);
-    let mut tx = state.store.begin().await?;
-    let task = work::create(tx.as_mut(), task, now).await?;
-    Ok((tx, task))
+    let currency = req.currency.clone();
+    let done = state.app.post_bounty(&p, bounty_input(req), currency.as_deref()).await?;
+    idem.commit(done, StatusCode::CREATED, |task| views::task(task, None, None)).await
 }
 
 /// Bounties: `open` ones (the default) from everyone; in any other status, only those the
@@ -96,43 +74,22 @@ pub async fn post(state: &AppState, caller: &Caller, req: t::BountyRequest) -> R
     ))]
 async fn list_bounties(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<t::BountyListQuery>,
 ) -> Result<Response> {
     let mut inv = Invalid::default();
     let params = inv.collect("", PageParams::parse(q.page, q.limit));
-    let statuses = match q.status.as_deref() {
-        None => vec![TaskStatus::Open],
-        Some("all") => Vec::new(),
-        raw => tasks::statuses(raw, &mut inv),
+    let filter = match q.status.as_deref() {
+        None | Some("open") => Some(BountyFilter::Open),
+        Some("all") => Some(BountyFilter::Mine(Vec::new())),
+        raw => inv.collect("", tasks::STATUSES.parse_list(raw)).map(BountyFilter::Mine),
     };
-    let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let found = state.store.tasks(&list_query(&caller, statuses, params)).await?;
+    let (Some(params), Some(filter), true) = (params, filter, inv.0.is_empty()) else {
+        return Err(inv.into());
+    };
+    let found = state.app.bounties(&p, filter, params.offset(), params.limit).await?;
     let items: Vec<_> = found.items.iter().map(|task| views::task(task, None, None)).collect();
     page(&items, params, found.total)
-}
-
-/// Which bounties a listing shows: open ones from everyone; in any other status (or all
-/// statuses, when `statuses` is empty), only those the caller posted or claimed.
-pub fn list_query(caller: &Caller, statuses: Vec<TaskStatus>, params: PageParams) -> TaskQuery {
-    let public = statuses == [TaskStatus::Open];
-    let me = caller.account.id.clone();
-    TaskQuery {
-        requester: (!public).then(|| me.clone()),
-        assignee: (!public).then_some(me),
-        either: !public,
-        statuses,
-        kinds: vec![TaskKind::Bounty],
-        assigned_only: false,
-        offset: params.offset(),
-        limit: params.limit,
-    }
-}
-
-async fn bounty(state: &AppState, raw: &str, caller: &Caller) -> Result<agora_store::Task> {
-    Some(tasks::visible(state, raw, caller).await?)
-        .filter(|task| task.kind == TaskKind::Bounty)
-        .ok_or_else(|| ApiError::not_found("bounty"))
 }
 
 /// One bounty: open ones for everyone, others for their poster and claimer.
@@ -144,11 +101,11 @@ async fn bounty(state: &AppState, raw: &str, caller: &Caller) -> Result<agora_st
     ))]
 async fn get_bounty(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let task = bounty(&state, &id, &caller).await?;
-    ok(&views::task(&task, None, None))
+    let id = path_id(&id, TaskId::parse, "bounty")?;
+    ok(&views::task(&state.app.bounty(&p, &id).await?, None, None))
 }
 
 /// Claim an open bounty: the first caller gets it and its delivery clock starts; everyone
@@ -164,41 +121,13 @@ async fn get_bounty(
     ))]
 async fn claim_bounty(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (tx, done) = claim(&state, &caller, &id).await?;
-    idem.commit(&state, tx, StatusCode::OK, &views::task(&done.task, None, None)).await
-}
-
-/// Claims the bounty `raw` names for the caller, in a transaction the caller commits.
-pub async fn claim(state: &AppState, caller: &Caller, raw: &str) -> Result<(Box<dyn Tx>, work::Done)> {
-    // A claimed bounty is no longer visible to outsiders, yet the losers of a race must get
-    // 409, not 404: one that is being worked on is answered by the state machine; a finished
-    // one is 404 to anyone but its parties, so probing ids learns nothing.
-    let id = super::path_id(raw, agora_core::TaskId::parse, "bounty")?;
-    let task = state
-        .store
-        .task(&id)
-        .await?
-        .filter(|task| task.kind == TaskKind::Bounty)
-        .filter(|task| {
-            tasks::visible_to(task, &caller.account.id)
-                || matches!(task.status, TaskStatus::InProgress | TaskStatus::Delivered)
-        })
-        .ok_or_else(|| ApiError::not_found("bounty"))?;
-    let mut tx = state.store.begin().await?;
-    let done = work::act(
-        tx.as_mut(),
-        &task.id,
-        work::Who::Account(&caller.account.id),
-        Act::Claim,
-        &state.config.engine(),
-        Timestamp::now(),
-    )
-    .await?;
-    Ok((tx, done))
+    let id = path_id(&id, TaskId::parse, "bounty")?;
+    let done = state.app.claim_bounty(&p, &id).await?;
+    idem.commit(done, StatusCode::OK, |d| views::task(&d.task, None, None)).await
 }
 
 /// The poster cancels an unclaimed bounty (refunded), or takes back an overdue claim (the
@@ -213,14 +142,11 @@ pub async fn claim(state: &AppState, caller: &Caller, raw: &str) -> Result<(Box<
     ))]
 async fn cancel_bounty(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let task = bounty(&state, &id, &caller).await?;
-    if task.requester_id != caller.account.id {
-        return Err(ApiError::not_found("bounty"));
-    }
-    let act = if task.status == TaskStatus::InProgress { Act::ReleaseClaim } else { Act::Cancel };
-    tasks::command(&state, &caller, &idem, &id, act).await
+    let id = path_id(&id, TaskId::parse, "bounty")?;
+    let done = state.app.cancel_bounty(&p, &id).await?;
+    idem.commit(done, StatusCode::OK, tasks::result).await
 }

@@ -17,12 +17,11 @@ use axum::{
     },
 };
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    auth::Caller,
+    auth::Auth,
     error::{ApiError, Result},
     extract::ApiQuery,
 };
@@ -46,11 +45,11 @@ fn frame(e: Event) -> sse::Event {
     let data = t::StreamEvent {
         seq: e.seq,
         id: e.id.to_string(),
-        event_type: e.event_type.clone(),
+        event_type: e.event_type.as_str().to_owned(),
         created_at: e.created_at.to_rfc3339(),
         data: e.payload,
     };
-    let frame = sse::Event::default().id(e.seq.to_string()).event(&e.event_type);
+    let frame = sse::Event::default().id(e.seq.to_string()).event(e.event_type.as_str());
     match frame.json_data(&data) {
         Ok(f) => f,
         // Serialising a JSON value cannot fail; a comment keeps the stream well-formed.
@@ -68,20 +67,19 @@ fn frame(e: Event) -> sse::Event {
     ))]
 async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response> {
     let resume =
         headers.get("last-event-id").map(|v| v.to_str().unwrap_or("x").to_owned()).or(q.last_event_id);
-    let cursor = match resume {
-        Some(raw) => raw.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+    let resume = match resume {
+        Some(raw) => Some(raw.trim().parse::<i64>().map_err(|_| {
             ApiError::invalid("Last-Event-ID", "must be a position from an earlier event's id")
-        })?,
-        None => state.store.last_event_seq().await?,
+        })?),
+        None => None,
     };
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(crate::live::pump(state.clone(), caller.account.id.clone(), cursor, tx));
+    let rx = state.app.event_stream(&p, resume).await?;
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(frame(e)), rx))
     });

@@ -3,7 +3,7 @@
 use agora_client::types::{
     Account, ApiKey, CreateKeyRequest, CreatedKey, Envelope, ErrorEnvelope, ProfileFields, WebhookSecret,
 };
-use agora_core::{ApiKeyId, Invalid, Timestamp, account, credential, validation};
+use agora_core::ApiKeyId;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -16,11 +16,11 @@ use super::{
     views::{self, Viewer},
 };
 use crate::{
-    AppState, accounts,
-    auth::{Caller, random_bytes},
-    error::{ApiError, Result},
+    AppState,
+    auth::Auth,
+    error::Result,
     extract::{ApiJson, ok},
-    idempotency::Idempotency,
+    idem::Idempotency,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,8 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The caller's account, with its private fields.
 #[utoipa::path(get, path = "/me", tag = "me",
     responses((status = 200, description = "The caller's account", body = Envelope<Account>)))]
-async fn get_me(caller: Caller) -> Result<Response> {
-    ok(&views::account(&caller.account, Viewer::Private, Timestamp::now()))
+async fn get_me(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    ok(&views::account(&p.account, Viewer::Private, state.app.now()))
 }
 
 /// Update the caller's profile. Absent fields are kept; `null` clears `model_name` and
@@ -49,41 +49,20 @@ async fn get_me(caller: Caller) -> Result<Response> {
     ))]
 async fn update_me(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiJson(mut req): ApiJson<ProfileFields>,
 ) -> Result<Response> {
     let name = req.name.take();
-    let mut tx = state.store.begin().await?;
-    // Read under lock so that two concurrent edits of different fields both survive.
-    let current =
-        tx.account_for_update(&caller.account.id).await?.ok_or_else(|| ApiError::not_found("account"))?;
-    let mut inv = Invalid::default();
-    let name = match name {
-        Some(n) => inv.collect("name", account::parse_name(&n)),
-        None => Some(current.name.clone()),
-    };
-    let profile = inv.collect("", current.profile.apply(views::profile_input(req)));
-    let (Some(name), Some(profile)) = (name, profile) else { return Err(inv.into()) };
-    let now = Timestamp::now();
-    tx.update_profile(&current.id, &name, &profile, now).await?;
-    tx.commit().await?;
-    let updated = agora_core::account::Account { name, profile, updated_at: now, ..current };
-    ok(&views::account(&updated, Viewer::Private, now))
+    let updated = state.app.update_profile(&p, name, views::profile_input(req)).await?.commit().await?;
+    ok(&views::account(&updated, Viewer::Private, state.app.now()))
 }
 
 /// The caller's API keys (prefixes only; live keys first).
 #[utoipa::path(get, path = "/me/keys", tag = "me",
     responses((status = 200, description = "Keys", body = Envelope<Vec<ApiKey>>)))]
-async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    let keys = state.store.api_keys(&caller.account.id).await?;
+async fn list_keys(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    let keys = state.app.api_keys(&p).await?;
     ok(&keys.iter().map(views::api_key).collect::<Vec<_>>())
-}
-
-fn key_name(name: Option<String>) -> Result<String> {
-    match name {
-        None => Ok("default".to_owned()),
-        Some(n) => Ok(validation::text(&n, 1, 100).map_err(|e| e.at("name"))?),
-    }
 }
 
 /// Create an API key. The key itself is in this response only.
@@ -96,14 +75,16 @@ fn key_name(name: Option<String>) -> Result<String> {
     ))]
 async fn create_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<Response> {
-    let name = key_name(req.name)?;
-    let mut tx = state.store.begin().await?;
-    let (record, key) = accounts::insert_key_record(tx.as_mut(), &caller.account.id, &name).await?;
-    idem.commit(&state, tx, StatusCode::CREATED, &CreatedKey { info: views::api_key(&record), key }).await
+    let done = state.app.create_key(&p, req.name).await?;
+    idem.commit(done, StatusCode::CREATED, |(record, key)| CreatedKey {
+        info: views::api_key(record),
+        key: key.clone(),
+    })
+    .await
 }
 
 /// Revoke one of the caller's keys; it stops working at once.
@@ -115,17 +96,11 @@ async fn create_key(
     ))]
 async fn revoke_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ApiKeyId::parse, "key")?;
-    let mut tx = state.store.begin().await?;
-    let revoked = tx
-        .revoke_api_key(&caller.account.id, &id, Timestamp::now())
-        .await?
-        .ok_or_else(|| ApiError::not_found("key"))?;
-    tx.commit().await?;
-    tracing::info!(key_id = %id, "api key revoked");
+    let revoked = state.app.revoke_key(&p, &id).await?.commit().await?;
     ok(&views::api_key(&revoked))
 }
 
@@ -141,19 +116,17 @@ async fn revoke_key(
     ))]
 async fn rotate_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ApiKeyId::parse, "key")?;
-    let mut tx = state.store.begin().await?;
-    let old = tx
-        .revoke_api_key(&caller.account.id, &id, Timestamp::now())
-        .await?
-        .ok_or_else(|| ApiError::not_found("key"))?;
-    let (record, key) = accounts::insert_key_record(tx.as_mut(), &caller.account.id, &old.name).await?;
-    tracing::info!(old_key_id = %id, new_key_id = %record.id, "api key rotated");
-    idem.commit(&state, tx, StatusCode::CREATED, &CreatedKey { info: views::api_key(&record), key }).await
+    let done = state.app.rotate_key(&p, &id).await?;
+    idem.commit(done, StatusCode::CREATED, |(record, key)| CreatedKey {
+        info: views::api_key(record),
+        key: key.clone(),
+    })
+    .await
 }
 
 /// Replace the account's webhook signing secret; the new one is in this response only.
@@ -162,11 +135,9 @@ async fn rotate_key(
     responses((status = 200, description = "The new secret, shown this once", body = Envelope<WebhookSecret>)))]
 async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
 ) -> Result<Response> {
-    let secret = credential::webhook_secret(random_bytes());
-    let mut tx = state.store.begin().await?;
-    tx.set_webhook_secret(&caller.account.id, &secret, Timestamp::now()).await?;
-    idem.commit(&state, tx, StatusCode::OK, &WebhookSecret { webhook_secret: secret }).await
+    let done = state.app.rotate_account_secret(&p).await?;
+    idem.commit(done, StatusCode::OK, |secret| WebhookSecret { webhook_secret: secret.clone() }).await
 }

@@ -2,7 +2,7 @@
 //! did that concerns them (their own actions and progress reports make none).
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
-use agora_core::{NotificationId, Timestamp};
+use agora_core::NotificationId;
 use agora_store::Notification;
 use axum::{
     extract::{Path, State},
@@ -14,8 +14,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::path_id;
 use crate::{
     AppState,
-    auth::Caller,
-    error::{ApiError, Result},
+    auth::Auth,
+    error::Result,
     extract::{ApiQuery, PageParams, envelope_json, json_response, ok},
 };
 
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn view(n: &Notification) -> t::Notification {
     t::Notification {
         id: n.id.to_string(),
-        kind: n.kind.clone(),
+        kind: n.kind.as_str().to_owned(),
         title: n.title.clone(),
         message: n.message.clone(),
         link: n.link.clone(),
@@ -46,13 +46,13 @@ fn view(n: &Notification) -> t::Notification {
     ))]
 async fn list_notifications(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<t::NotificationQuery>,
 ) -> Result<Response> {
-    let params = PageParams::parse(q.page, q.limit).map_err(ApiError::from)?;
+    let params = PageParams::parse(q.page, q.limit)?;
     let unread_only = q.unread_only.unwrap_or(false);
     let (found, unread_count) =
-        state.store.notifications(&caller.account.id, unread_only, params.offset(), params.limit).await?;
+        state.app.notifications(&p, unread_only, params.offset(), params.limit).await?;
     let list = t::NotificationList { items: found.items.iter().map(view).collect(), unread_count };
     Ok(json_response(StatusCode::OK, envelope_json(&list, Some(params.pagination(found.total)))?))
 }
@@ -64,27 +64,16 @@ async fn list_notifications(
         (status = 200, description = "Marked", body = Envelope<t::MarkedRead>),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
-async fn mark_read(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response> {
+async fn mark_read(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
     let id = path_id(&id, NotificationId::parse, "notification")?;
-    let mut tx = state.store.begin().await?;
-    let marked = tx.mark_notifications_read(&caller.account.id, Some(&id), Timestamp::now()).await?;
-    if marked == 0 {
-        return Err(ApiError::not_found("notification"));
-    }
-    tx.commit().await?;
+    let marked = state.app.mark_read(&p, Some(&id)).await?.commit().await?;
     ok(&t::MarkedRead { marked })
 }
 
 /// Mark every unread notification read.
 #[utoipa::path(post, path = "/notifications/read-all", tag = "notifications",
     responses((status = 200, description = "How many were unread", body = Envelope<t::MarkedRead>)))]
-async fn mark_all_read(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    let mut tx = state.store.begin().await?;
-    let marked = tx.mark_notifications_read(&caller.account.id, None, Timestamp::now()).await?;
-    tx.commit().await?;
+async fn mark_all_read(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    let marked = state.app.mark_read(&p, None).await?.commit().await?;
     ok(&t::MarkedRead { marked })
 }

@@ -2,15 +2,12 @@
 //! and the commands both sides issue. Every command goes through `agora_store::work`, which
 //! asks the state machine; these handlers translate and authorise.
 
+use agora_app::{TaskCommand, TaskFilter, TaskRole, engine::Done};
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{
-    AccountId, Invalid, TaskId, Timestamp,
+    Invalid, TaskId,
     task::{TaskKind, TaskStatus},
     work::{self as rules, Delivery, DeliveryInput, ProgressReport},
-};
-use agora_store::{
-    Task, TaskQuery, Tx,
-    work::{self, Act, Who},
 };
 use axum::{
     extract::{Path, State},
@@ -22,10 +19,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{path_id, views};
 use crate::{
     AppState,
-    auth::Caller,
-    error::{ApiError, Result},
+    auth::Auth,
+    error::Result,
     extract::{ApiJson, ApiQuery, PageParams, ok, page},
-    idempotency::Idempotency,
+    idem::Idempotency,
+    vocab::Vocabulary,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,62 +37,55 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept))
         .routes(routes!(revision))
         .routes(routes!(cancel))
+        .routes(routes!(reject))
 }
 
-/// Whether `who` may see `task`: its requester, its assignee, or anyone for an open bounty.
-pub fn visible_to(task: &Task, who: &AccountId) -> bool {
-    &task.requester_id == who
-        || task.assignee_id.as_ref() == Some(who)
-        || (task.kind == TaskKind::Bounty && task.status == TaskStatus::Open)
-}
+/// The native status words: each status by its own name.
+pub const STATUSES: Vocabulary<&[TaskStatus]> = Vocabulary {
+    field: "status",
+    words: &[
+        ("open", &[TaskStatus::Open]),
+        ("queued", &[TaskStatus::Queued]),
+        ("in_progress", &[TaskStatus::InProgress]),
+        ("delivered", &[TaskStatus::Delivered]),
+        ("completed", &[TaskStatus::Completed]),
+        ("failed", &[TaskStatus::Failed]),
+        ("cancelled", &[TaskStatus::Cancelled]),
+        ("expired", &[TaskStatus::Expired]),
+    ],
+};
 
-/// The task `raw` names, if the caller may see it; 404 otherwise (ids do not leak).
-pub async fn visible(state: &AppState, raw: &str, caller: &Caller) -> Result<Task> {
-    let id = path_id(raw, TaskId::parse, "task")?;
-    state
-        .store
-        .task(&id)
-        .await?
-        .filter(|task| visible_to(task, &caller.account.id))
-        .ok_or_else(|| ApiError::not_found("task"))
-}
+const KINDS: Vocabulary<TaskKind> = Vocabulary {
+    field: "kind",
+    words: &[
+        ("chat", TaskKind::Chat),
+        ("service", TaskKind::Service),
+        ("bounty", TaskKind::Bounty),
+        ("job", TaskKind::Job),
+        ("brief", TaskKind::Brief),
+        ("step", TaskKind::Step),
+    ],
+};
 
-/// Runs `act` by the caller on a task it may see, commits (recording the response under the
-/// request's `Idempotency-Key`), and answers with the task and the money moved.
-pub async fn command(
+const ROLES: Vocabulary<TaskRole> =
+    Vocabulary { field: "role", words: &[("requester", TaskRole::Requester), ("worker", TaskRole::Worker)] };
+
+/// Runs a command on the task `raw` names (404 when the caller may not see it), commits it
+/// (recording the response under the request's `Idempotency-Key`), and answers with the
+/// task and the money moved.
+async fn command(
     state: &AppState,
-    caller: &Caller,
+    p: &agora_app::Principal,
     idem: &Idempotency,
     raw: &str,
-    act: Act,
+    c: TaskCommand,
 ) -> Result<Response> {
-    let (tx, done) = act_on(state, caller, raw, act).await?;
-    idem.commit(state, tx, StatusCode::OK, &result(&done)).await
+    let id = path_id(raw, TaskId::parse, "task")?;
+    let done = state.app.task_command(p, &id, c).await?;
+    idem.commit(done, StatusCode::OK, result).await
 }
 
-/// Runs `act` by the caller on a task it may see (404 otherwise), in a transaction the
-/// caller commits.
-pub async fn act_on(
-    state: &AppState,
-    caller: &Caller,
-    raw: &str,
-    act: Act,
-) -> Result<(Box<dyn Tx>, work::Done)> {
-    let task = visible(state, raw, caller).await?;
-    let mut tx = state.store.begin().await?;
-    let done = work::act(
-        tx.as_mut(),
-        &task.id,
-        Who::Account(&caller.account.id),
-        act,
-        &state.config.engine(),
-        Timestamp::now(),
-    )
-    .await?;
-    Ok((tx, done))
-}
-
-pub fn result(done: &work::Done) -> t::TaskResult {
+pub fn result(done: &Done) -> t::TaskResult {
     t::TaskResult {
         task: views::task(&done.task, None, None),
         settled_amount: done.moved.released,
@@ -102,18 +93,6 @@ pub fn result(done: &work::Done) -> t::TaskResult {
         net: done.moved.net,
         refunded: done.moved.refunded,
     }
-}
-
-/// Parses a comma-separated status filter.
-pub fn statuses(raw: Option<&str>, inv: &mut Invalid) -> Vec<TaskStatus> {
-    let mut out = Vec::new();
-    for s in raw.into_iter().flat_map(|r| r.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
-        match TaskStatus::parse(s) {
-            Some(st) => out.push(st),
-            None => inv.push("status", format!("unknown status {s:?}")),
-        }
-    }
-    out
 }
 
 /// The caller's tasks: as requester, as worker (assignee), or both (default), newest first.
@@ -124,43 +103,28 @@ pub fn statuses(raw: Option<&str>, inv: &mut Invalid) -> Vec<TaskStatus> {
     ))]
 async fn list_tasks(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<t::TaskListQuery>,
 ) -> Result<Response> {
     let mut inv = Invalid::default();
     let params = inv.collect("", PageParams::parse(q.page, q.limit));
-    let me = caller.account.id.clone();
-    let (requester, assignee, either) = match q.role.as_deref() {
-        None => (Some(me.clone()), Some(me), true),
-        Some("requester") => (Some(me), None, false),
-        Some("worker") => (None, Some(me), false),
-        Some(_) => {
-            inv.push("role", "must be requester or worker");
-            (None, None, false)
-        }
+    let role = inv.collect("", ROLES.parse_opt(q.role.as_deref()));
+    let statuses = inv.collect("", STATUSES.parse_list(q.status.as_deref()));
+    let kind = inv.collect("", KINDS.parse_opt(q.kind.as_deref()));
+    let (Some(params), Some(role), Some(statuses), Some(kind), true) =
+        (params, role, statuses, kind, inv.0.is_empty())
+    else {
+        return Err(inv.into());
     };
-    let statuses = statuses(q.status.as_deref(), &mut inv);
-    let kinds = q.kind.as_deref().and_then(|k| {
-        let parsed = TaskKind::parse(k);
-        if parsed.is_none() {
-            inv.push("kind", "must be chat, service, bounty, job, brief or step");
-        }
-        parsed
-    });
-    let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let found = state
-        .store
-        .tasks(&TaskQuery {
-            requester,
-            assignee,
-            either,
-            statuses,
-            kinds: kinds.into_iter().collect(),
-            assigned_only: false,
-            offset: params.offset(),
-            limit: params.limit,
-        })
-        .await?;
+    let filter = TaskFilter {
+        role,
+        statuses,
+        kinds: kind.into_iter().collect(),
+        assigned_only: false,
+        offset: params.offset(),
+        limit: params.limit,
+    };
+    let found = state.app.tasks(&p, &filter).await?;
     let items: Vec<_> = found.items.iter().map(|task| views::task(task, None, None)).collect();
     page(&items, params, found.total)
 }
@@ -173,16 +137,10 @@ async fn list_tasks(
         (status = 200, description = "The task", body = Envelope<t::Task>),
         (status = 404, description = "`NOT_FOUND`: no such task, or not yours", body = ErrorEnvelope),
     ))]
-async fn get_task(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
-    let task = visible(&state, &id, &caller).await?;
-    let me = &caller.account.id;
-    if &task.requester_id != me && task.assignee_id.as_ref() != Some(me) {
-        // An open bounty seen by a stranger: its terms, not its history.
-        return ok(&views::task(&task, None, None));
-    }
-    let messages = state.store.task_messages(&task.id).await?;
-    let events = state.store.task_events(&task.id).await?;
-    ok(&views::task(&task, Some(&messages), Some(&events)))
+async fn get_task(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+    let id = path_id(&id, TaskId::parse, "task")?;
+    let d = state.app.task(&p, &id).await?;
+    ok(&views::task(&d.task, d.messages.as_deref(), d.timeline.as_deref()))
 }
 
 /// Report progress (the assignee); also extends the lease.
@@ -197,13 +155,13 @@ async fn get_task(State(state): State<AppState>, caller: Caller, Path(id): Path<
     ))]
 async fn progress(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::ProgressRequest>,
 ) -> Result<Response> {
     let report = ProgressReport::parse(req.percent, req.eta_seconds, req.current_step)?;
-    command(&state, &caller, &idem, &id, Act::Progress(report)).await
+    command(&state, &p, &idem, &id, TaskCommand::Progress(report)).await
 }
 
 /// Send a message on a task (its requester or assignee).
@@ -218,22 +176,21 @@ async fn progress(
     ))]
 async fn post_message(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::MessageRequest>,
 ) -> Result<Response> {
     let body = rules::message_text(&req.body).map_err(|e| e.at("body"))?;
-    let task = visible(&state, &id, &caller).await?;
-    let mut tx = state.store.begin().await?;
-    let m = work::message(tx.as_mut(), &task.id, &caller.account.id, body, Timestamp::now()).await?;
-    let view = t::TaskMessage {
+    let id = path_id(&id, TaskId::parse, "task")?;
+    let done = state.app.post_message(&p, &id, &body).await?;
+    idem.commit(done, StatusCode::CREATED, |m| t::TaskMessage {
         id: m.id.to_string(),
         author_id: m.author_id.to_string(),
-        body: m.body,
+        body: m.body.clone(),
         created_at: m.created_at.to_rfc3339(),
-    };
-    idem.commit(&state, tx, StatusCode::CREATED, &view).await
+    })
+    .await
 }
 
 /// Deliver the work (the assignee): text and/or output checked against the task's output
@@ -251,7 +208,7 @@ async fn post_message(
     ))]
 async fn deliver(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::DeliverRequest>,
@@ -267,7 +224,7 @@ async fn deliver(
             .collect(),
         files: req.files.unwrap_or_default().into_iter().map(|f| (f.url, f.name)).collect(),
     })?;
-    command(&state, &caller, &idem, &id, Act::Deliver(delivery)).await
+    command(&state, &p, &idem, &id, TaskCommand::Deliver(delivery)).await
 }
 
 /// Give up on a task (the assignee), with an error log; the requester is refunded.
@@ -282,13 +239,13 @@ async fn deliver(
     ))]
 async fn fail(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::FailRequest>,
 ) -> Result<Response> {
     let log = rules::message_text(&req.error).map_err(|e| e.at("error"))?;
-    command(&state, &caller, &idem, &id, Act::Fail(log)).await
+    command(&state, &p, &idem, &id, TaskCommand::Fail(log)).await
 }
 
 /// Accept a delivery (the requester): the escrow is released to the worker minus the
@@ -303,11 +260,11 @@ async fn fail(
     ))]
 async fn accept(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    command(&state, &caller, &idem, &id, Act::Accept).await
+    command(&state, &p, &idem, &id, TaskCommand::Accept).await
 }
 
 /// Send a delivery back for changes (the requester); not for chat turns.
@@ -321,29 +278,50 @@ async fn accept(
     ))]
 async fn revision(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::RevisionRequest>,
 ) -> Result<Response> {
     let feedback = req.feedback.map(|f| rules::message_text(&f).map_err(|e| e.at("feedback"))).transpose()?;
-    command(&state, &caller, &idem, &id, Act::RequestRevision(feedback)).await
+    command(&state, &p, &idem, &id, TaskCommand::Revision(feedback)).await
 }
 
-/// Cancel a task nobody has started (the requester); the escrow is refunded.
+/// Cancel a task nobody has started (the requester), or give up on a revision whose
+/// deadline (`revision_due_at`, `AGORA_REVISION_HOURS` after the request) has passed; the
+/// escrow is refunded, and a worker that let its revision run out has a failure counted.
 #[utoipa::path(post, path = "/tasks/{id}/cancel", tag = "tasks",
     params(("id" = String, Path, description = "Task id (`tsk_…`)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
     responses(
         (status = 200, description = "The cancelled task and the refund", body = Envelope<t::TaskResult>),
-        (status = 400, description = "`TASK_NOT_OPEN`, `TASK_FINISHED`", body = ErrorEnvelope),
+        (status = 400, description = "`TASK_NOT_OPEN`, `REVISION_NOT_OVERDUE`, `TASK_FINISHED`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`, `NOT_REQUESTER`", body = ErrorEnvelope),
     ))]
 async fn cancel(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    command(&state, &caller, &idem, &id, Act::Cancel).await
+    command(&state, &p, &idem, &id, TaskCommand::Cancel).await
+}
+
+/// Refuse delivered work whose worker has been banned (the requester): the task fails and
+/// the escrow is refunded. Work of a banned worker is never accepted automatically.
+#[utoipa::path(post, path = "/tasks/{id}/reject", tag = "tasks",
+    params(("id" = String, Path, description = "Task id (`tsk_…`)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    responses(
+        (status = 200, description = "The failed task and the refund", body = Envelope<t::TaskResult>),
+        (status = 400, description = "`ASSIGNEE_ACTIVE`: its worker is not banned; `TASK_NOT_DELIVERED`, `TASK_FINISHED`", body = ErrorEnvelope),
+        (status = 404, description = "`NOT_FOUND`, `NOT_REQUESTER`", body = ErrorEnvelope),
+    ))]
+async fn reject(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    idem: Idempotency,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    command(&state, &p, &idem, &id, TaskCommand::Reject).await
 }

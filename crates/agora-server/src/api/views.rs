@@ -185,13 +185,13 @@ pub fn task(
         assignee_id: task.assignee_id.as_ref().map(ToString::to_string),
         title: task.title.clone(),
         description: task.description.clone(),
-        input: task.input.clone(),
+        input: task.input.clone().unwrap_or(serde_json::Value::Null),
         reply: output
             .as_ref()
             .and_then(|o| o.text.clone())
             .filter(|_| task.kind == agora_core::task::TaskKind::Chat),
         output,
-        details: task.details.clone(),
+        details: task.terms.to_details(task.error.as_deref()),
         progress: task.progress.as_ref().map(|p| t::Progress {
             percent: p.percent,
             eta_seconds: p.eta_seconds,
@@ -206,6 +206,7 @@ pub fn task(
         service_id: task.service_id.as_ref().map(ToString::to_string),
         lease_expires_at: ts(task.lease_expires_at),
         deadline_at: ts(task.deadline_at),
+        revision_due_at: ts(task.revision_due_at),
         delivered_at: ts(task.delivered_at),
         auto_accept_at: ts(task.auto_accept_at),
         created_at: task.created_at.to_rfc3339(),
@@ -226,7 +227,7 @@ pub fn task(
                     seq: e.seq,
                     task_seq: e.task_seq.unwrap_or(0),
                     event_id: e.id.to_string(),
-                    event_type: e.event_type.clone(),
+                    event_type: e.event_type.as_str().to_owned(),
                     actor_id: e.actor_id.as_ref().map(ToString::to_string),
                     created_at: e.created_at.to_rfc3339(),
                     data: e.payload.clone(),

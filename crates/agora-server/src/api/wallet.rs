@@ -3,8 +3,7 @@
 //! `agora_store::money`, so these handlers translate and authorise, nothing more.
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
-use agora_core::{AccountId, Invalid, Timestamp, money::Currency};
-use agora_store::{QuotaBucket, money::Why};
+use agora_core::AccountId;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -15,10 +14,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{path_id, views};
 use crate::{
     AppState,
-    auth::{Admin, Caller},
-    error::{ApiError, Result},
+    auth::{AdminAuth, Auth},
+    error::Result,
     extract::{ApiJson, ApiQuery, PageParams, ok, page},
-    idempotency::Idempotency,
+    idem::Idempotency,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,15 +35,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The caller's balances: available and held (in escrow), per currency, in minor units.
 #[utoipa::path(get, path = "/wallet", tag = "money",
     responses((status = 200, description = "Balances per currency", body = Envelope<t::Wallet>)))]
-async fn wallet(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    ok(&wallet_of(&state, &caller.account.id).await?)
-}
-
-async fn wallet_of(state: &AppState, id: &AccountId) -> Result<t::Wallet> {
-    let balances = state.store.balances(id).await?;
-    Ok(t::Wallet {
-        account_id: id.to_string(),
-        balances: balances.iter().map(|b| views::balance(b, &state.currencies)).collect(),
+async fn wallet(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    let balances = state.app.wallet(&p).await?;
+    let currencies = &state.app.settings().currencies;
+    ok(&t::Wallet {
+        account_id: p.id().to_string(),
+        balances: balances.iter().map(|b| views::balance(b, currencies)).collect(),
     })
 }
 
@@ -56,11 +52,11 @@ async fn wallet_of(state: &AppState, id: &AccountId) -> Result<t::Wallet> {
     ))]
 async fn transactions(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<t::PageQuery>,
 ) -> Result<Response> {
     let params = PageParams::parse(q.page, q.limit)?;
-    let found = state.store.statement(&caller.account.id, params.offset(), params.limit).await?;
+    let found = state.app.statement(&p, params.offset(), params.limit).await?;
     let items: Vec<_> = found.items.iter().map(views::statement_line).collect();
     page(&items, params, found.total)
 }
@@ -68,27 +64,17 @@ async fn transactions(
 /// The caller's AI-team brief quota this month.
 #[utoipa::path(get, path = "/quota", tag = "money",
     responses((status = 200, description = "Units used and left", body = Envelope<t::Quota>)))]
-async fn quota(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    let q = state
-        .store
-        .quota(&caller.account.id, &Timestamp::now().month(), i64::from(state.config.quota_monthly_free))
-        .await?;
-    ok(&views::quota(&q))
+async fn quota(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    ok(&views::quota(&state.app.quota(&p).await?))
 }
 
-/// The target account of an admin operation: it must exist.
-async fn target(state: &AppState, raw: &str) -> Result<AccountId> {
-    let id = path_id(raw, AccountId::parse, "account")?;
-    state.store.account(&id).await?.ok_or_else(|| ApiError::not_found("account"))?;
-    Ok(id)
-}
-
-fn currency(state: &AppState, code: &str, inv: &mut Invalid) -> Option<Currency> {
-    inv.collect("currency", state.currencies.parse(code))
-}
-
-fn reason(text: &str, inv: &mut Invalid) -> Option<String> {
-    inv.collect("reason", agora_core::validation::text(text, 1, 500))
+fn receipt(state: &AppState, r: &agora_app::wallet::Receipt) -> t::LedgerReceipt {
+    t::LedgerReceipt {
+        transaction_id: r.transaction_id.to_string(),
+        account_id: r.account_id.to_string(),
+        amount: r.amount,
+        balance: views::balance(&r.balance, &state.app.settings().currencies),
+    }
 }
 
 /// Credit an account with money from outside the platform (admin). Honours `Idempotency-Key`.
@@ -105,25 +91,14 @@ fn reason(text: &str, inv: &mut Invalid) -> Option<String> {
     ))]
 async fn top_up(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    AdminAuth(admin): AdminAuth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::TopUpRequest>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let cur = currency(&state, &req.currency, &mut inv);
-    if req.amount <= 0 {
-        inv.push("amount", "must be a positive whole number of minor units");
-    }
-    let why_text = req.reason.as_deref().and_then(|r| reason(r, &mut inv));
-    let Some(cur) = cur.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let id = target(&state, &id).await?;
-    let why = Why { actor_id: Some(admin.account.id.clone()), reference: None, reason: why_text };
-    let mut tx = state.store.begin().await?;
-    let tx_id =
-        agora_store::money::top_up(tx.as_mut(), &id, &cur, req.amount, &why, Timestamp::now()).await?;
-    let receipt = receipt(&state, tx.as_mut(), &id, &cur, tx_id.to_string(), req.amount).await?;
-    idem.commit(&state, tx, StatusCode::OK, &receipt).await
+    let id = path_id(&id, AccountId::parse, "account")?;
+    let done = state.app.top_up(&admin, &id, &req.currency, req.amount, req.reason.as_deref()).await?;
+    idem.commit(done, StatusCode::OK, |r| receipt(&state, r)).await
 }
 
 /// Correct an account's available balance up or down, with a reason (admin). A debit
@@ -141,43 +116,14 @@ async fn top_up(
     ))]
 async fn adjust(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    AdminAuth(admin): AdminAuth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::AdjustRequest>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let cur = currency(&state, &req.currency, &mut inv);
-    if req.amount == 0 || req.amount == i64::MIN {
-        inv.push("amount", "must be a non-zero whole number of minor units");
-    }
-    let why_text = reason(&req.reason, &mut inv);
-    let Some(cur) = cur.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let id = target(&state, &id).await?;
-    let why = Why { actor_id: Some(admin.account.id.clone()), reference: None, reason: why_text };
-    let mut tx = state.store.begin().await?;
-    let tx_id =
-        agora_store::money::adjust(tx.as_mut(), &id, &cur, req.amount, &why, Timestamp::now()).await?;
-    let receipt = receipt(&state, tx.as_mut(), &id, &cur, tx_id.to_string(), req.amount).await?;
-    idem.commit(&state, tx, StatusCode::OK, &receipt).await
-}
-
-/// The receipt of a top-up or adjustment, with the balance as this transaction leaves it.
-async fn receipt(
-    state: &AppState,
-    tx: &mut dyn agora_store::Tx,
-    id: &AccountId,
-    cur: &Currency,
-    transaction_id: String,
-    amount: i64,
-) -> Result<t::LedgerReceipt> {
-    let b = tx.balance(id, cur).await?;
-    Ok(t::LedgerReceipt {
-        transaction_id,
-        account_id: id.to_string(),
-        amount,
-        balance: views::balance(&b, &state.currencies),
-    })
+    let id = path_id(&id, AccountId::parse, "account")?;
+    let done = state.app.adjust(&admin, &id, &req.currency, req.amount, &req.reason).await?;
+    idem.commit(done, StatusCode::OK, |r| receipt(&state, r)).await
 }
 
 /// Grant AI-team brief units (admin): `bonus` (a gift) or `purchased` (a pack bought).
@@ -192,35 +138,14 @@ async fn receipt(
     ))]
 async fn grant_quota(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    AdminAuth(admin): AdminAuth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::GrantQuotaRequest>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let bucket = match req.kind.as_str() {
-        "bonus" => Some(QuotaBucket::Bonus),
-        "purchased" => Some(QuotaBucket::Purchased),
-        _ => {
-            inv.push("kind", "must be bonus or purchased");
-            None
-        }
-    };
-    if !(1..=1_000_000).contains(&req.units) {
-        inv.push("units", "must be 1-1000000");
-    }
-    let why_text = reason(&req.reason, &mut inv);
-    let (Some(bucket), Some(why_text)) = (bucket, why_text) else { return Err(inv.into()) };
-    if !inv.0.is_empty() {
-        return Err(inv.into());
-    }
-    let id = target(&state, &id).await?;
-    let now = Timestamp::now();
-    let period = now.month();
-    let mut tx = state.store.begin().await?;
-    tx.quota_grant(&id, bucket, req.units, &period, &why_text, now).await?;
-    let granted = tx.quota(&id, &period, i64::from(state.config.quota_monthly_free)).await?;
-    idem.commit(&state, tx, StatusCode::OK, &views::quota(&granted)).await
+    let id = path_id(&id, AccountId::parse, "account")?;
+    let done = state.app.grant_quota(&admin, &id, &req.kind, req.units, &req.reason).await?;
+    idem.commit(done, StatusCode::OK, views::quota).await
 }
 
 /// Platform revenue (fees collected) per currency, read from the ledger (admin).
@@ -229,8 +154,8 @@ async fn grant_quota(
         (status = 200, description = "Totals per currency", body = Envelope<t::Revenue>),
         (status = 403, description = "`FORBIDDEN`: not an admin", body = ErrorEnvelope),
     ))]
-async fn revenue(State(state): State<AppState>, Admin(_admin): Admin) -> Result<Response> {
-    let totals = state.store.revenue().await?;
+async fn revenue(State(state): State<AppState>, AdminAuth(admin): AdminAuth) -> Result<Response> {
+    let totals = state.app.revenue(&admin).await?;
     ok(&t::Revenue {
         totals: totals
             .into_iter()
@@ -246,8 +171,8 @@ async fn revenue(State(state): State<AppState>, Admin(_admin): Admin) -> Result<
         (status = 200, description = "What the check found", body = Envelope<t::LedgerAudit>),
         (status = 403, description = "`FORBIDDEN`: not an admin", body = ErrorEnvelope),
     ))]
-async fn ledger_audit(State(state): State<AppState>, Admin(_admin): Admin) -> Result<Response> {
-    let a = state.store.ledger_audit().await?;
+async fn ledger_audit(State(state): State<AppState>, AdminAuth(admin): AdminAuth) -> Result<Response> {
+    let a = state.app.ledger_audit(&admin).await?;
     ok(&t::LedgerAudit {
         healthy: a.is_healthy(),
         unbalanced_transactions: a.unbalanced_transactions,

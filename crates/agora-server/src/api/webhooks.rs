@@ -2,28 +2,34 @@
 //! once, rotate it, ping it, read its delivery log and redeliver. Others' endpoints and
 //! deliveries are 404.
 
+use agora_app::webhooks::{DeliveryLog, EndpointChange, NewEndpoint};
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
-use agora_core::{
-    DeliveryId, EventId, Invalid, Timestamp, WebhookId, credential, validation,
-    webhook::{MAX_ENDPOINTS, parse_event_types},
-};
-use agora_store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, webhooks as hooks};
+use agora_core::{DeliveryId, Invalid, Timestamp, WebhookId};
+use agora_store::{DeliveryStatus, WebhookEndpoint};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::Response,
 };
-use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::{
     AppState,
-    auth::{Caller, random_bytes},
-    error::{ApiError, Result, code},
+    auth::Auth,
+    error::Result,
     extract::{ApiJson, ApiQuery, PageParams, ok, page},
-    idempotency::Idempotency,
-    webhooks::check_url,
+    idem::Idempotency,
+    vocab::Vocabulary,
+};
+
+const DELIVERY_STATUS: Vocabulary<DeliveryStatus> = Vocabulary {
+    field: "status",
+    words: &[
+        ("pending", DeliveryStatus::Pending),
+        ("delivered", DeliveryStatus::Delivered),
+        ("failed", DeliveryStatus::Failed),
+    ],
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,12 +56,13 @@ fn view(w: &WebhookEndpoint) -> t::Webhook {
     }
 }
 
-fn delivery_view(d: &WebhookDelivery, attempts: &[DeliveryAttempt]) -> t::WebhookDelivery {
+fn delivery_view(log: &DeliveryLog) -> t::WebhookDelivery {
+    let d = &log.delivery;
     t::WebhookDelivery {
         id: d.id.to_string(),
         webhook_id: d.endpoint_id.as_ref().map(ToString::to_string),
         event_id: d.event_id.to_string(),
-        event_type: d.event_type.clone(),
+        event_type: d.event_type.as_str().to_owned(),
         status: d.status.as_str().to_owned(),
         attempts: d.attempts,
         last_status_code: d.last_status_code,
@@ -64,9 +71,9 @@ fn delivery_view(d: &WebhookDelivery, attempts: &[DeliveryAttempt]) -> t::Webhoo
         next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| d.next_attempt_at.to_rfc3339()),
         delivered_at: d.delivered_at.map(Timestamp::to_rfc3339),
         created_at: d.created_at.to_rfc3339(),
-        attempt_log: attempts
+        attempt_log: log
+            .attempts
             .iter()
-            .filter(|a| a.delivery_id == d.id)
             .map(|a| t::DeliveryAttempt {
                 attempt: a.attempt,
                 at: a.at.to_rfc3339(),
@@ -78,35 +85,20 @@ fn delivery_view(d: &WebhookDelivery, attempts: &[DeliveryAttempt]) -> t::Webhoo
     }
 }
 
-/// A URL the SSRF guard accepts, or 422 `WEBHOOK_URL_NOT_ALLOWED` with the reason.
-async fn allowed_url(state: &AppState, raw: &str) -> Result<String> {
-    validation::http_url(raw).map_err(|e| ApiError::from(e.at("url")))?;
-    check_url(raw, state.config.allow_private_webhooks).await.map(|u| u.to_string()).map_err(|reason| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            code::WEBHOOK_URL_NOT_ALLOWED,
-            format!("webhook URL not allowed: {reason}"),
-        )
-        .with_details(json!({ "reason": reason }))
-    })
-}
-
-fn description(raw: Option<&str>) -> Result<String, Invalid> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(String::new()),
-        Some(d) => validation::text(d, 1, 500).map_err(|e| e.at("description")),
+fn with_secret(w: &WebhookEndpoint) -> t::WebhookWithSecret {
+    t::WebhookWithSecret {
+        webhook: view(w),
+        secret: w.secret.clone(),
+        previous_secret_valid_until: w
+            .previous_secret
+            .as_ref()
+            .and(w.previous_secret_until)
+            .map(Timestamp::to_rfc3339),
     }
 }
 
-/// The caller's endpoint `raw` names (404 for anyone else's).
-async fn owned(state: &AppState, caller: &Caller, raw: &str) -> Result<WebhookEndpoint> {
-    let id = path_id(raw, WebhookId::parse, "webhook")?;
-    state
-        .store
-        .webhook_endpoint(&id)
-        .await?
-        .filter(|w| w.account_id == caller.account.id)
-        .ok_or_else(|| ApiError::not_found("webhook"))
+fn webhook_id(raw: &str) -> Result<WebhookId> {
+    path_id(raw, WebhookId::parse, "webhook")
 }
 
 /// Register an endpoint for event types (`*` for all, `task.*` for a noun). Its signing
@@ -120,48 +112,25 @@ async fn owned(state: &AppState, caller: &Caller, raw: &str) -> Result<WebhookEn
     ))]
 async fn create_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     ApiJson(req): ApiJson<t::WebhookRequest>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let event_types =
-        inv.collect("", parse_event_types(&req.event_types.clone().unwrap_or_else(|| vec!["*".to_owned()])));
-    let description = inv.collect("", description(req.description.as_deref()));
-    let (Some(event_types), Some(description)) = (event_types, description) else { return Err(inv.into()) };
-    let url = allowed_url(&state, &req.url).await?;
-    if state.store.webhook_endpoints(&caller.account.id).await?.len() >= MAX_ENDPOINTS {
-        return Err(ApiError::invalid(
-            "",
-            format!("an account may register at most {MAX_ENDPOINTS} endpoints"),
-        ));
-    }
-    let now = Timestamp::now();
-    let endpoint = WebhookEndpoint {
-        id: WebhookId::generate(),
-        account_id: caller.account.id.clone(),
-        url,
-        description,
-        event_types,
-        secret: credential::webhook_secret(random_bytes()),
-        active: req.active.unwrap_or(true),
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
+    let new = NewEndpoint {
+        url: req.url,
+        event_types: req.event_types,
+        description: req.description,
+        active: req.active,
     };
-    let mut tx = state.store.begin().await?;
-    tx.insert_webhook_endpoint(&endpoint).await?;
-    let body = t::WebhookWithSecret { webhook: view(&endpoint), secret: endpoint.secret.clone() };
-    idem.commit(&state, tx, StatusCode::CREATED, &body).await
+    let done = state.app.create_webhook(&p, new).await?;
+    idem.commit(done, StatusCode::CREATED, with_secret).await
 }
 
 /// The caller's endpoints, oldest first (secrets are never shown again).
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks",
     responses((status = 200, description = "The caller's endpoints", body = Envelope<Vec<t::Webhook>>)))]
-async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    let all = state.store.webhook_endpoints(&caller.account.id).await?;
-    ok(&all.iter().map(view).collect::<Vec<_>>())
+async fn list_webhooks(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    ok(&state.app.webhooks(&p).await?.iter().map(view).collect::<Vec<_>>())
 }
 
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks",
@@ -172,10 +141,10 @@ async fn list_webhooks(State(state): State<AppState>, caller: Caller) -> Result<
     ))]
 async fn get_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    ok(&view(&owned(&state, &caller, &id).await?))
+    ok(&view(&state.app.webhook(&p, &webhook_id(&id)?).await?))
 }
 
 /// Change the URL, event types, description or `active`. Turning an endpoint off fails its
@@ -190,43 +159,17 @@ async fn get_webhook(
     ))]
 async fn update_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<t::WebhookPatch>,
 ) -> Result<Response> {
-    let current = owned(&state, &caller, &id).await?;
-    let mut inv = Invalid::default();
-    let event_types = req.event_types.as_ref().and_then(|t| inv.collect("", parse_event_types(t)));
-    let description = req.description.as_deref().and_then(|d| inv.collect("", description(Some(d))));
-    if !inv.0.is_empty() {
-        return Err(inv.into());
-    }
-    let url = match &req.url {
-        Some(raw) => Some(allowed_url(&state, raw).await?),
-        None => None,
+    let change = EndpointChange {
+        url: req.url,
+        event_types: req.event_types,
+        description: req.description,
+        active: req.active,
     };
-    let now = Timestamp::now();
-    let mut tx = state.store.begin().await?;
-    let mut w =
-        tx.webhook_endpoint_for_update(&current.id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
-    w.url = url.unwrap_or(w.url);
-    w.event_types = event_types.unwrap_or(w.event_types);
-    w.description = description.unwrap_or(w.description);
-    match req.active {
-        Some(true) if !w.active => {
-            w.active = true;
-            w.disabled_reason = None;
-            w.failing_since = None;
-        }
-        Some(false) if w.active => {
-            w.active = false;
-            tx.fail_pending_deliveries(&w.id, "endpoint turned off by its owner", now).await?;
-        }
-        _ => {}
-    }
-    w.updated_at = now;
-    tx.update_webhook_endpoint(&w).await?;
-    tx.commit().await?;
+    let w = state.app.update_webhook(&p, &webhook_id(&id)?, change).await?.commit().await?;
     ok(&view(&w))
 }
 
@@ -239,13 +182,10 @@ async fn update_webhook(
     ))]
 async fn delete_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let w = owned(&state, &caller, &id).await?;
-    let mut tx = state.store.begin().await?;
-    tx.delete_webhook_endpoint(&w.id).await?;
-    tx.commit().await?;
+    let w = state.app.delete_webhook(&p, &webhook_id(&id)?).await?.commit().await?;
     ok(&view(&w))
 }
 
@@ -259,21 +199,10 @@ async fn delete_webhook(
     ))]
 async fn ping_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let w = owned(&state, &caller, &id).await?;
-    let sender =
-        state.webhook_sender.clone().ok_or_else(|| ApiError::unavailable("webhook client is not running"))?;
-    let body = json!({
-        "id": EventId::generate(),
-        "type": "webhook.ping",
-        "created_at": Timestamp::now().to_rfc3339(),
-        "data": { "webhook_id": w.id },
-    });
-    let sent = sender
-        .post(&w.url, &w.secret, DeliveryId::generate().as_str(), "webhook.ping", body.to_string())
-        .await;
+    let sent = state.app.ping_webhook(&p, &webhook_id(&id)?).await?;
     ok(&t::PingResult {
         delivered: sent.delivered(),
         status_code: sent.status.map(i64::from),
@@ -283,7 +212,9 @@ async fn ping_webhook(
 }
 
 /// Replace the endpoint's signing secret; the new one is in this response only and signs
-/// every attempt from now on, retries of earlier deliveries included.
+/// every attempt from now on, retries of earlier deliveries included. For 24 h the old one
+/// signs beside it (one signature each in `webhook-signature`), until
+/// `previous_secret_valid_until`, so receivers can switch without missing a delivery.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id (`wh_…`)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
@@ -293,19 +224,12 @@ async fn ping_webhook(
     ))]
 async fn rotate_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let current = owned(&state, &caller, &id).await?;
-    let mut tx = state.store.begin().await?;
-    let mut w =
-        tx.webhook_endpoint_for_update(&current.id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
-    w.secret = credential::webhook_secret(random_bytes());
-    w.updated_at = Timestamp::now();
-    tx.update_webhook_endpoint(&w).await?;
-    let body = t::WebhookWithSecret { webhook: view(&w), secret: w.secret.clone() };
-    idem.commit(&state, tx, StatusCode::OK, &body).await
+    let done = state.app.rotate_webhook_secret(&p, &webhook_id(&id)?).await?;
+    idem.commit(done, StatusCode::OK, with_secret).await
 }
 
 /// The endpoint's deliveries, newest first, each with its attempts (time, status code,
@@ -319,28 +243,19 @@ async fn rotate_secret(
     ))]
 async fn list_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<t::DeliveryListQuery>,
 ) -> Result<Response> {
-    let w = owned(&state, &caller, &id).await?;
+    let id = webhook_id(&id)?;
     let mut inv = Invalid::default();
     let params = inv.collect("", PageParams::parse(q.page, q.limit));
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => {
-            let parsed = DeliveryStatus::parse(s);
-            if parsed.is_none() {
-                inv.push("status", "must be pending, delivered or failed");
-            }
-            parsed
-        }
+    let status = inv.collect("", DELIVERY_STATUS.parse_opt(q.status.as_deref()));
+    let (Some(params), Some(status), true) = (params, status, inv.0.is_empty()) else {
+        return Err(inv.into());
     };
-    let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let found = state.store.deliveries(&w.id, status, params.offset(), params.limit).await?;
-    let ids: Vec<DeliveryId> = found.items.iter().map(|d| d.id.clone()).collect();
-    let attempts = state.store.delivery_attempts(&ids).await?;
-    let items: Vec<_> = found.items.iter().map(|d| delivery_view(d, &attempts)).collect();
+    let found = state.app.webhook_deliveries(&p, &id, status, params.offset(), params.limit).await?;
+    let items: Vec<_> = found.items.iter().map(delivery_view).collect();
     page(&items, params, found.total)
 }
 
@@ -352,27 +267,11 @@ async fn list_deliveries(
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`WEBHOOK_DISABLED`: enable the endpoint first; `DELIVERY_IN_FLIGHT`: an attempt is being made", body = ErrorEnvelope),
     ))]
-async fn redeliver(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response> {
+async fn redeliver(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
     let id = path_id(&id, DeliveryId::parse, "delivery")?;
-    let delivery = state
-        .store
-        .delivery(&id)
-        .await?
-        .filter(|d| d.account_id == caller.account.id)
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let now = Timestamp::now();
-    let mut tx = state.store.begin().await?;
-    hooks::redeliver(tx.as_mut(), &caller.account.id, &delivery, now).await?;
-    tx.commit().await?;
-    state.webhook_kick.notify_one();
-    let current = state.store.delivery(&id).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
-    let attempts = state.store.delivery_attempts(std::slice::from_ref(&id)).await?;
+    let log = state.app.redeliver(&p, &id).await?.commit().await?;
     Ok(crate::extract::json_response(
         StatusCode::ACCEPTED,
-        crate::extract::envelope_json(&delivery_view(&current, &attempts), None)?,
+        crate::extract::envelope_json(&delivery_view(&log), None)?,
     ))
 }

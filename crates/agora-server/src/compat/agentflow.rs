@@ -8,14 +8,15 @@
 //! bounty, and the task a node gets by accepting it is that same bounty, so a request's id
 //! is also its task's id; *points* are minor units of `agentflow_currency` (default `PTS`).
 
-use agora_client::types as t;
+use agora_app::{BountyFilter, Principal, ServiceView, TaskCommand, TaskFilter, TaskRole};
 use agora_core::{
-    AccountId, FieldError, Invalid, Timestamp,
-    account::{Account, AccountKind, ONLINE_WINDOW_SECS},
+    Invalid, ServiceId, TaskId, Timestamp,
+    account::AccountKind,
+    money::Currency,
     task::{TaskKind, TaskStatus},
-    work::{Delivery, DeliveryInput, ProgressReport, message_text},
+    work::{BountyInput, Delivery, DeliveryInput, ProgressReport, message_text},
 };
-use agora_store::{Event, Service, ServiceQuery, ServiceSort, Task, TaskQuery, work::Act};
+use agora_store::{Event, ServiceSort, Task};
 use axum::{
     Router,
     extract::{FromRequestParts, Path, State},
@@ -26,13 +27,15 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Dialect;
 use crate::{
     AppState,
-    api::{agent, bounties, services, tasks},
-    auth::Caller,
+    api::{self, path_id},
+    auth::Auth,
     error::{ApiError, ErrorInfo, Result},
     extract::{ApiJson, ApiQuery, PageParams, json_response},
-    idempotency::Idempotency,
+    idem::Idempotency,
+    vocab::Vocabulary,
 };
 
 /// The document's requester key prefix, accepted as an alias of `ak_live_`.
@@ -40,8 +43,56 @@ pub const KEY_PREFIX: &str = "af_live_";
 /// The document's default page size.
 const DEFAULT_LIMIT: u64 = 16;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = Router::new()
+pub static DIALECT: Dialect = Dialect {
+    prefix: "/compat/agentflow",
+    key_alias: Some(KEY_PREFIX),
+    // The document's table has no 422: invalid input is a 400 (参数错误).
+    status: |s| if s == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { s },
+    error_body,
+};
+
+/// The document's five task statuses, each standing for native statuses; the same table
+/// names a task's status and parses a status filter.
+const TASK_STATUS: Vocabulary<&[TaskStatus]> = Vocabulary {
+    field: "status",
+    words: &[
+        ("pending", &[TaskStatus::Open, TaskStatus::Queued]),
+        ("processing", &[TaskStatus::InProgress]),
+        ("delivered", &[TaskStatus::Delivered]),
+        ("completed", &[TaskStatus::Completed]),
+        ("failed", &[TaskStatus::Failed, TaskStatus::Cancelled, TaskStatus::Expired]),
+    ],
+};
+
+/// A request's own statuses: `open` until a node accepts it, then `in_progress`, and
+/// finally `completed` or `cancelled`.
+const REQUEST_STATUS: Vocabulary<&[TaskStatus]> = Vocabulary {
+    field: "status",
+    words: &[
+        ("open", &[TaskStatus::Open]),
+        ("in_progress", &[TaskStatus::Queued, TaskStatus::InProgress, TaskStatus::Delivered]),
+        ("completed", &[TaskStatus::Completed]),
+        ("cancelled", &[TaskStatus::Failed, TaskStatus::Cancelled, TaskStatus::Expired]),
+    ],
+};
+
+const TASK_TYPE: Vocabulary<&[TaskKind]> = Vocabulary {
+    field: "task_type",
+    words: &[("service", &[TaskKind::Service]), ("request", &[TaskKind::Bounty])],
+};
+
+const SORT: Vocabulary<ServiceSort> = Vocabulary {
+    field: "sort",
+    words: &[
+        ("created_desc", ServiceSort::Newest),
+        ("price_asc", ServiceSort::PriceAsc),
+        ("price_desc", ServiceSort::PriceDesc),
+        ("paid_desc", ServiceSort::MostPaid),
+    ],
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/services", get(list_services))
         .route("/api/v1/services/{id}", get(get_service))
         .route("/api/v1/services/{id}/run", post(run_service))
@@ -60,27 +111,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/node/requests", get(node_requests))
         .route("/api/node/requests/tasks", get(node_request_tasks))
         .route("/api/node/requests/{id}/accept", post(node_accept_request))
-        .fallback(|| async { ApiError::not_found("endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                crate::error::code::METHOD_NOT_ALLOWED,
-                "method not allowed here",
-            )
-        });
-    super::with_conventions(routes, state, Some(KEY_PREFIX), errors)
 }
 
-/// The document's error body, `{"error": "…"}`, plus the native `code` for programs. Its
-/// table has no 422: invalid input is a 400 (参数错误).
-async fn errors(resp: Response) -> Response {
-    super::rerender_errors(
-        resp,
-        |s| if s == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { s },
-        error_body,
-    )
-}
-
+/// The document's error body, `{"error": "…"}`, plus the native `code` for programs.
 fn error_body(info: &ErrorInfo) -> Value {
     // A validation error names every failing field in the one message the document has.
     let fields: Vec<String> = info.details["errors"]
@@ -122,19 +155,17 @@ fn page_params(page: Option<u64>, limit: Option<u64>) -> Result<PageParams> {
 
 /// A node: an agent account that proved itself with `X-Node-ID` (its account id) and
 /// `Authorization: Bearer <node secret>` (one of its API keys). Anything else is a 401.
-struct Node(Caller);
+struct Node(Principal);
 
 impl FromRequestParts<AppState> for Node {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+        let Auth(p) = Auth::from_request_parts(parts, state).await?;
         let claimed = parts.headers.get("x-node-id").and_then(|v| v.to_str().ok()).map(str::trim);
         match claimed {
             None | Some("") => Err(ApiError::unauthorized("node calls need X-Node-ID and the node secret")),
-            Some(id) if id == caller.account.id.as_str() && caller.account.kind == AccountKind::Agent => {
-                Ok(Node(caller))
-            }
+            Some(id) if id == p.id().as_str() && p.account.kind == AccountKind::Agent => Ok(Node(p)),
             Some(_) => Err(ApiError::unauthorized("X-Node-ID does not match the node secret")),
         }
     }
@@ -153,7 +184,7 @@ async fn node_online(
     Node(node): Node,
     ApiJson(req): ApiJson<OnlineRequest>,
 ) -> Result<Response> {
-    let mine = node_services(&state, &node.account.id).await?;
+    let mine = state.app.agent_services(&node, node.id()).await?;
     if let Some(active) = &req.active_services {
         for (i, id) in active.iter().enumerate() {
             if !mine.iter().any(|s| s.id.as_str() == id) {
@@ -166,54 +197,26 @@ async fn node_online(
         for service in &mine {
             let on = active.iter().any(|id| id == service.id.as_str());
             if service.published != on {
-                services::edit_service(&state, &node, service.id.as_str(), |s| {
-                    s.published = on;
-                    Ok(())
-                })
-                .await?;
+                state.app.publish(&node, &service.id, on).await?.commit().await?;
             }
         }
     }
-    agent::touch(&state, node.account.clone(), false).await?;
-    let online = node_services(&state, &node.account.id).await?.iter().filter(|s| s.published).count();
-    success(json!({ "node_id": node.account.id, "online_services": online }))
+    state.app.heartbeat(&node, false).await?.commit().await?;
+    let online = state.app.agent_services(&node, node.id()).await?.iter().filter(|s| s.published).count();
+    success(json!({ "node_id": node.id(), "online_services": online }))
 }
 
 /// Presence off: the node's services show offline and cannot be run (503) until it is
 /// next online.
 async fn node_offline(State(state): State<AppState>, Node(node): Node) -> Result<Response> {
-    agent::touch(&state, node.account.clone(), true).await?;
-    success(json!({ "node_id": node.account.id, "online_services": 0 }))
-}
-
-async fn node_services(state: &AppState, node: &AccountId) -> Result<Vec<Service>> {
-    let mut all = Vec::new();
-    loop {
-        let found = state
-            .store
-            .services(&ServiceQuery {
-                text: None,
-                online_since: None,
-                agent: Some(node.clone()),
-                currency: None,
-                sort: ServiceSort::Newest,
-                offset: all.len() as u64,
-                limit: PageParams::MAX_LIMIT,
-            })
-            .await?;
-        let done = found.items.len() < PageParams::MAX_LIMIT as usize;
-        all.extend(found.items);
-        if done {
-            return Ok(all);
-        }
-    }
+    state.app.heartbeat(&node, true).await?.commit().await?;
+    success(json!({ "node_id": node.id(), "online_services": 0 }))
 }
 
 /// The next task in the node's inbox, claimed with a lease, as the JSON-RPC request the
 /// document shows; 404 when there is none (no waiting: poll again).
 async fn node_pull(State(state): State<AppState>, Node(node): Node) -> Result<Response> {
-    agent::touch(&state, node.account.clone(), false).await?;
-    match agent::claim_once(&state, &node.account).await? {
+    match state.app.claim_next(&node).await? {
         Some(task) => Ok(json_response(StatusCode::OK, rpc(&task).to_string())),
         None => Err(ApiError::not_found("task")),
     }
@@ -244,10 +247,11 @@ async fn node_progress(
 ) -> Result<Response> {
     let report = ProgressReport::parse(req.progress_percent, req.progress_eta, req.current_step)
         .map_err(|inv| rename(inv, &[("percent", "progress_percent"), ("eta_seconds", "progress_eta")]))?;
-    let (tx, done) = tasks::act_on(&state, &node, &id, Act::Progress(report)).await?;
-    let body = json!({ "success": true, "task_id": done.task.id, "status": status(done.task.status),
-        "progress": progress(&done.task) });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let done = state.app.task_command(&node, &task_id(&id)?, TaskCommand::Progress(report)).await?;
+    let t = &done.value().task;
+    let body =
+        json!({ "success": true, "task_id": t.id, "status": status(t.status), "progress": progress(t) });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,12 +291,14 @@ async fn node_deliver(
         files: Vec::new(),
     })
     .map_err(|inv| rename(inv, &[("output", "machine_data"), ("ui_blocks", "ui_content")]))?;
-    let (tx, done) = tasks::act_on(&state, &node, &id, Act::Deliver(delivery))
+    let done = state
+        .app
+        .task_command(&node, &task_id(&id)?, TaskCommand::Deliver(delivery))
         .await
         .map_err(|e| rename_error(e, &[("output", "machine_data")]))?;
-    let body = json!({ "success": true, "task_id": done.task.id, "status": status(done.task.status),
-        "message": "交付成功" });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let t = &done.value().task;
+    let body = json!({ "success": true, "task_id": t.id, "status": status(t.status), "message": "交付成功" });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,10 +315,11 @@ async fn node_fail(
     ApiJson(req): ApiJson<FailRequest>,
 ) -> Result<Response> {
     let log = message_text(&req.error_log).map_err(|e| e.at("error_log"))?;
-    let (tx, done) = tasks::act_on(&state, &node, &id, Act::Fail(log)).await?;
-    let body = json!({ "success": true, "task_id": done.task.id, "status": status(done.task.status),
-        "refunded_points": done.moved.refunded });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let done = state.app.task_command(&node, &task_id(&id)?, TaskCommand::Fail(log)).await?;
+    let d = done.value();
+    let body = json!({ "success": true, "task_id": d.task.id, "status": status(d.task.status),
+        "refunded_points": d.moved.refunded });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,7 +335,7 @@ async fn node_requests(
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Response> {
     let params = page_params(None, q.limit)?;
-    let found = state.store.tasks(&bounties::list_query(&node, vec![TaskStatus::Open], params)).await?;
+    let found = state.app.bounties(&node, BountyFilter::Open, params.offset(), params.limit).await?;
     let items: Vec<Value> = found.items.iter().map(request).collect();
     success(json!({ "requests": items, "pagination": pagination(params, found.total) }))
 }
@@ -340,10 +347,12 @@ async fn node_accept_request(
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (tx, done) = bounties::claim(&state, &node, &id).await?;
-    let body = json!({ "success": true, "task_id": done.task.id, "message": "认领成功",
-        "deadline_at": done.task.deadline_at.map(Timestamp::to_rfc3339) });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let id = path_id(&id, TaskId::parse, "bounty")?;
+    let done = state.app.claim_bounty(&node, &id).await?;
+    let t = &done.value().task;
+    let body = json!({ "success": true, "task_id": t.id, "message": "认领成功",
+        "deadline_at": t.deadline_at.map(Timestamp::to_rfc3339) });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,17 +370,9 @@ async fn node_request_tasks(
     ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Response> {
     let params = page_params(q.page, q.limit)?;
-    let query = TaskQuery {
-        requester: None,
-        assignee: Some(node.account.id.clone()),
-        either: false,
-        statuses: task_statuses(q.status.as_deref())?,
-        kinds: vec![TaskKind::Bounty],
-        assigned_only: true,
-        offset: params.offset(),
-        limit: params.limit,
-    };
-    let found = state.store.tasks(&query).await?;
+    let statuses = TASK_STATUS.parse_list(q.status.as_deref())?;
+    let found =
+        state.app.bounties(&node, BountyFilter::Claimed(statuses), params.offset(), params.limit).await?;
     let items: Vec<Value> = found.items.iter().map(|t| task(t, None)).collect();
     success(json!({ "tasks": items, "pagination": pagination(params, found.total) }))
 }
@@ -379,80 +380,27 @@ async fn node_request_tasks(
 // ---------------------------------------------------------------------------------------
 // Requester: services
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceListQuery {
-    q: Option<String>,
-    status: Option<String>,
-    sort: Option<String>,
-    page: Option<u64>,
-    limit: Option<u64>,
-}
-
 /// Services priced in points: keyword, `status` online (default) or all, `sort`
 /// created_desc (default), price_asc, price_desc or paid_desc.
 async fn list_services(
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<ServiceListQuery>,
+    ApiQuery(q): ApiQuery<agora_client::types::ServiceListQuery>,
 ) -> Result<Response> {
-    let mut inv = Invalid::default();
-    let params = inv.collect("", PageParams::parse(q.page, Some(q.limit.unwrap_or(DEFAULT_LIMIT))));
-    let now = Timestamp::now();
-    let online_since = match q.status.as_deref() {
-        None | Some("online") => Some(now.plus_seconds(-ONLINE_WINDOW_SECS)),
-        Some("all") => None,
-        Some(_) => {
-            inv.push("status", "must be online or all");
-            None
-        }
-    };
-    let sort = match q.sort.as_deref() {
-        None | Some("created_desc") => ServiceSort::Newest,
-        Some("price_asc") => ServiceSort::PriceAsc,
-        Some("price_desc") => ServiceSort::PriceDesc,
-        Some("paid_desc") => ServiceSort::MostPaid,
-        Some(_) => {
-            inv.push("sort", "must be created_desc, price_asc, price_desc or paid_desc");
-            ServiceSort::Newest
-        }
-    };
-    let text = q.q.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-    if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
-        inv.push("q", "must be at most 200 characters");
-    }
-    let Some(params) = params.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
-    let found = state
-        .store
-        .services(&ServiceQuery {
-            text,
-            online_since,
-            agent: None,
-            currency: Some(points(&state)),
-            sort,
-            offset: params.offset(),
-            limit: params.limit,
-        })
-        .await?;
-    let people = people(&state, &found.items).await?;
-    let items: Vec<Value> = found.items.iter().map(|s| service(s, &people, now, false)).collect();
+    // The native search's words, with the document's sort words and page size.
+    let (params, search) = api::services::search_query(q, &SORT, DEFAULT_LIMIT, Some(points(&state)))?;
+    let found = state.app.search_services(&search).await?;
+    let now = state.app.now();
+    let items: Vec<Value> = found.items.iter().map(|v| service(v, now, false)).collect();
     success(json!({ "services": items, "pagination": pagination(params, found.total) }))
 }
 
-/// A published service priced in points; anything else is 404 here.
-async fn points_service(state: &AppState, raw: &str) -> Result<Service> {
-    let id = crate::api::path_id(raw, agora_core::ServiceId::parse, "service")?;
-    state
-        .store
-        .service(&id)
-        .await?
-        .filter(|s| s.published && s.currency == points(state))
-        .ok_or_else(|| ApiError::not_found("service"))
-}
-
 async fn get_service(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let found = points_service(&state, &id).await?;
-    let people = people(&state, std::slice::from_ref(&found)).await?;
-    success(json!({ "service": service(&found, &people, Timestamp::now(), true) }))
+    let id = path_id(&id, ServiceId::parse, "service")?;
+    // A published service priced in points; anything else is 404 here.
+    let found = Some(state.app.service(None, &id).await?)
+        .filter(|v| v.service.currency == points(&state))
+        .ok_or_else(|| ApiError::not_found("service"))?;
+    success(json!({ "service": service(&found, state.app.now(), true) }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -465,14 +413,15 @@ struct RunRequest {
 /// JSON-RPC request the node will pull. 403 for one's own service, 503 if it is offline.
 async fn run_service(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RunRequest>,
 ) -> Result<Response> {
-    points_service(&state, &id).await?;
-    let (tx, _, task) = services::start_run(&state, &caller, &id, req.input_data).await?;
-    idem.commit_body(&state, tx, StatusCode::OK, rpc(&task).to_string()).await
+    let id = path_id(&id, ServiceId::parse, "service")?;
+    let done = state.app.run_service(&p, &id, req.input_data, Some(&points(&state))).await?;
+    let body = rpc(done.value()).to_string();
+    idem.commit_body(done, StatusCode::OK, body).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -490,62 +439,55 @@ struct TaskListQuery {
 /// The caller's service runs and accepted requests, newest first.
 async fn list_tasks(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<TaskListQuery>,
 ) -> Result<Response> {
     let params = page_params(q.page, q.limit)?;
     let kinds = match q.task_type.as_deref() {
         None => vec![TaskKind::Service, TaskKind::Bounty],
-        Some("service") => vec![TaskKind::Service],
-        Some("request") => vec![TaskKind::Bounty],
-        Some(_) => return Err(ApiError::invalid("task_type", "must be service or request")),
+        raw => TASK_TYPE.parse_list(raw)?,
     };
-    let query = TaskQuery {
-        requester: Some(caller.account.id.clone()),
-        assignee: None,
-        either: false,
-        statuses: task_statuses(q.status.as_deref())?,
+    let filter = TaskFilter {
+        role: Some(TaskRole::Requester),
+        statuses: TASK_STATUS.parse_list(q.status.as_deref())?,
         kinds,
         // A request becomes a task when a node accepts it.
         assigned_only: true,
         offset: params.offset(),
         limit: params.limit,
     };
-    let found = state.store.tasks(&query).await?;
+    let found = state.app.tasks(&p, &filter).await?;
     let items: Vec<Value> = found.items.iter().map(|t| task(t, None)).collect();
     success(json!({ "tasks": items, "pagination": pagination(params, found.total) }))
 }
 
-async fn get_task(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
-    task_detail(&state, &caller, &id).await
+async fn get_task(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+    task_detail(&state, &p, &id).await
 }
 
 /// One task with its timeline, for its requester and its node (404 for anyone else).
-async fn task_detail(state: &AppState, caller: &Caller, raw: &str) -> Result<Response> {
-    let found = tasks::visible(state, raw, caller).await?;
-    let me = &caller.account.id;
-    let party = &found.requester_id == me || found.assignee_id.as_ref() == Some(me);
-    // A request becomes a task when a node accepts it; until then it is only a request.
-    let unaccepted = found.kind == TaskKind::Bounty && found.assignee_id.is_none();
-    if !party || unaccepted {
-        return Err(ApiError::not_found("task"));
-    }
-    let events = state.store.task_events(&found.id).await?;
-    success(json!({ "task": task(&found, Some(&events)) }))
+async fn task_detail(state: &AppState, p: &Principal, raw: &str) -> Result<Response> {
+    let d = state.app.task(p, &task_id(raw)?).await?;
+    // A stranger's view of an open bounty has no timeline; and a request becomes a task only
+    // when a node accepts it.
+    let unaccepted = d.task.kind == TaskKind::Bounty && d.task.assignee_id.is_none();
+    let Some(timeline) = d.timeline.filter(|_| !unaccepted) else { return Err(ApiError::not_found("task")) };
+    success(json!({ "task": task(&d.task, Some(&timeline)) }))
 }
 
 /// Accepts a delivery: the frozen points go to the node minus the platform fee;
 /// `settled_amount` is what the node received.
 async fn accept_task(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let (tx, done) = tasks::act_on(&state, &caller, &id, Act::Accept).await?;
-    let body = json!({ "success": true, "message": "验收成功", "settled_amount": done.moved.net,
-        "platform_fee": done.moved.fee, "task_id": done.task.id, "status": status(done.task.status) });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let done = state.app.task_command(&p, &task_id(&id)?, TaskCommand::Accept).await?;
+    let d = done.value();
+    let body = json!({ "success": true, "message": "验收成功", "settled_amount": d.moved.net,
+        "platform_fee": d.moved.fee, "task_id": d.task.id, "status": status(d.task.status) });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -568,54 +510,41 @@ struct RequestBody {
 /// Posts a request; its reward is locked at once (402 if it cannot be).
 async fn create_request(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     idem: Idempotency,
     ApiJson(req): ApiJson<RequestBody>,
 ) -> Result<Response> {
-    let (tx, task) = bounties::post(
-        &state,
-        &caller,
-        t::BountyRequest {
-            title: req.title,
-            short_description: req.short_description,
-            description: req.description,
-            reward_amount: req.reward_amount,
-            currency: Some(state.config.agentflow_currency.clone()),
-            penalty_amount: req.penalty_amount,
-            max_delivery_hours: req.max_delivery_hours,
-            input_schema: req.input_schema,
-            output_schema: req.output_schema,
-            input_data: req.input_data,
-        },
-    )
-    .await?;
-    let body = json!({ "success": true, "cyber_meta": { "request_id": task.id },
-        "locked_points": task.price.unwrap_or(0) });
-    idem.commit_body(&state, tx, StatusCode::OK, body.to_string()).await
+    let input = BountyInput {
+        title: req.title,
+        short_description: req.short_description,
+        description: req.description,
+        reward: req.reward_amount,
+        penalty: req.penalty_amount,
+        max_delivery_hours: req.max_delivery_hours,
+        input_schema: req.input_schema,
+        output_schema: req.output_schema,
+        input_data: req.input_data,
+    };
+    let done = state.app.post_bounty(&p, input, Some(&state.config.agentflow_currency)).await?;
+    let t = done.value();
+    let body = json!({ "success": true, "cyber_meta": { "request_id": t.id }, "locked_points": t.price.unwrap_or(0) });
+    idem.commit_body(done, StatusCode::OK, body.to_string()).await
 }
 
 /// Requests: `open` ones (the default) from everyone; in any other status, the caller's
 /// own (posted or accepted).
 async fn list_requests(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Response> {
     let params = page_params(q.page, q.limit)?;
-    let statuses = match q.status.as_deref() {
-        None | Some("open") => vec![TaskStatus::Open],
-        Some("in_progress") => vec![TaskStatus::InProgress, TaskStatus::Delivered],
-        Some("completed") => vec![TaskStatus::Completed],
-        Some("cancelled") => vec![TaskStatus::Cancelled, TaskStatus::Failed, TaskStatus::Expired],
-        Some("all") => Vec::new(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be open, in_progress, completed, cancelled or all",
-            ));
-        }
+    let filter = match q.status.as_deref() {
+        None | Some("open") => BountyFilter::Open,
+        Some("all") => BountyFilter::Mine(Vec::new()),
+        raw => BountyFilter::Mine(REQUEST_STATUS.parse_list(raw)?),
     };
-    let found = state.store.tasks(&bounties::list_query(&caller, statuses, params)).await?;
+    let found = state.app.bounties(&p, filter, params.offset(), params.limit).await?;
     let items: Vec<Value> = found.items.iter().map(request).collect();
     success(json!({ "requests": items, "pagination": pagination(params, found.total) }))
 }
@@ -623,70 +552,40 @@ async fn list_requests(
 /// One request: open ones for everyone, others for their poster and the node that accepted.
 async fn get_request(
     State(state): State<AppState>,
-    caller: Caller,
+    Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let found = tasks::visible(&state, &id, &caller)
-        .await
-        .ok()
-        .filter(|t| t.kind == TaskKind::Bounty)
-        .ok_or_else(|| ApiError::not_found("request"))?;
+    let id = path_id(&id, TaskId::parse, "request")?;
+    let found = state.app.bounty(&p, &id).await.map_err(|_| ApiError::not_found("request"))?;
     success(json!({ "request": request(&found) }))
 }
 
 // ---------------------------------------------------------------------------------------
 // Translation
 
-fn points(state: &AppState) -> agora_core::money::Currency {
+fn points(state: &AppState) -> Currency {
     // Validated at start against the currency table.
-    agora_core::money::Currency::from_trusted(state.config.agentflow_currency.clone())
+    Currency::from_trusted(state.config.agentflow_currency.clone())
 }
 
-/// The document's five task statuses.
+fn task_id(raw: &str) -> Result<TaskId> {
+    path_id(raw, TaskId::parse, "task")
+}
+
+/// A task's status in the document's words.
 fn status(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open | TaskStatus::Queued => "pending",
-        TaskStatus::InProgress => "processing",
-        TaskStatus::Delivered => "delivered",
-        TaskStatus::Completed => "completed",
-        TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Expired => "failed",
-    }
+    TASK_STATUS.word_for(&s)
 }
 
-/// A status filter in the document's names, as native statuses (all when absent).
-fn task_statuses(raw: Option<&str>) -> Result<Vec<TaskStatus>> {
-    Ok(match raw {
-        None | Some("") => Vec::new(),
-        Some("pending") => vec![TaskStatus::Open, TaskStatus::Queued],
-        Some("processing") => vec![TaskStatus::InProgress],
-        Some("delivered") => vec![TaskStatus::Delivered],
-        Some("completed") => vec![TaskStatus::Completed],
-        Some("failed") => vec![TaskStatus::Failed, TaskStatus::Cancelled, TaskStatus::Expired],
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be pending, processing, delivered, completed or failed",
-            ));
-        }
-    })
-}
-
-/// A request's own status: `open` until a node accepts it, then `in_progress`, and
-/// finally `completed` or `cancelled`.
+/// A request's status in the document's words.
 fn request_status(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open => "open",
-        TaskStatus::Queued | TaskStatus::InProgress | TaskStatus::Delivered => "in_progress",
-        TaskStatus::Completed => "completed",
-        TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Expired => "cancelled",
-    }
+    REQUEST_STATUS.word_for(&s)
 }
 
 fn task_type(kind: TaskKind) -> &'static str {
-    match kind {
-        TaskKind::Service => "service",
-        TaskKind::Bounty => "request",
-        other => other.as_str(),
+    match TASK_TYPE.word_for(&kind) {
+        "" => kind.as_str(),
+        word => word,
     }
 }
 
@@ -728,10 +627,10 @@ fn task(task: &Task, events: Option<&[Event]>) -> Value {
         "budget_frozen": task.price.unwrap_or(0),
         "currency": task.currency,
         "progress": progress(task),
-        "input_data": task.input,
+        "input_data": task.input.clone().unwrap_or(Value::Null),
         "machine_data": output.and_then(|o| o.output.clone()),
         "ui_content": output.map(|o| o.ui_blocks.iter().map(ui_block).collect::<Vec<_>>()),
-        "error_log": task.details.get("error"),
+        "error_log": task.error,
         "deadline_at": task.deadline_at.map(Timestamp::to_rfc3339),
         "delivered_at": task.delivered_at.map(Timestamp::to_rfc3339),
         "created_at": task.created_at.to_rfc3339(),
@@ -741,7 +640,7 @@ fn task(task: &Task, events: Option<&[Event]>) -> Value {
         v["timeline"] = events
             .iter()
             .map(|e| {
-                json!({ "event": e.event_type, "actor_id": e.actor_id, "at": e.created_at.to_rfc3339(),
+                json!({ "event": e.event_type.as_str(), "actor_id": e.actor_id, "at": e.created_at.to_rfc3339(),
                 "data": e.payload })
             })
             .collect();
@@ -759,7 +658,7 @@ fn ui_block(b: &agora_core::work::UiBlock) -> Value {
 }
 
 fn request(task: &Task) -> Value {
-    let d = &task.details;
+    let d = task.terms.to_details(None);
     json!({
         "id": task.id,
         "title": task.title,
@@ -770,7 +669,7 @@ fn request(task: &Task) -> Value {
         "max_delivery_hours": d["max_delivery_hours"],
         "input_schema": d["input_schema"],
         "output_schema": d["output_schema"],
-        "input_data": task.input,
+        "input_data": task.input.clone().unwrap_or(Value::Null),
         "status": request_status(task.status),
         "requester_id": task.requester_id,
         "node_id": task.assignee_id,
@@ -780,22 +679,10 @@ fn request(task: &Task) -> Value {
     })
 }
 
-/// The agents (nodes) behind `services`, and the people who registered them (providers).
-async fn people(state: &AppState, services: &[Service]) -> Result<Vec<Account>> {
-    let mut ids: Vec<AccountId> = services.iter().map(|s| s.agent_id.clone()).collect();
-    let agents = state.store.accounts(&ids).await?;
-    ids = agents.iter().filter_map(|a| a.owner_id.clone()).collect();
-    let mut all = state.store.accounts(&ids).await?;
-    all.extend(agents);
-    Ok(all)
-}
-
-fn service(s: &Service, people: &[Account], now: Timestamp, full: bool) -> Value {
-    let find = |id: &AccountId| people.iter().find(|a| &a.id == id);
-    let node = find(&s.agent_id);
-    // A self-registered agent is its own provider.
-    let provider = node.and_then(|n| n.owner_id.as_ref()).and_then(find).or(node);
-    let mut v = json!({
+fn service(v: &ServiceView, now: Timestamp, full: bool) -> Value {
+    let s = &v.service;
+    let node = v.agent.as_ref();
+    let mut out = json!({
         "id": s.id,
         "name": s.terms.name,
         "version": s.terms.version,
@@ -805,17 +692,17 @@ fn service(s: &Service, people: &[Account], now: Timestamp, full: bool) -> Value
         "input_schema": s.terms.input_schema,
         "output_schema": s.terms.output_schema,
         "node": node.map(|n| json!({ "id": n.id, "name": n.name })),
-        "provider": provider.map(|p| json!({ "id": p.id, "username": p.name })),
+        "provider": v.provider.as_ref().map(|p| json!({ "id": p.id, "username": p.name })),
         "paid_count": s.paid_count,
         "favorite_count": s.favorite_count,
         "created_at": s.created_at.to_rfc3339(),
     });
     if full {
-        v["description"] = json!(s.terms.description);
-        v["total_revenue"] = json!(s.total_revenue);
-        v["updated_at"] = json!(s.updated_at.to_rfc3339());
+        out["description"] = json!(s.terms.description);
+        out["total_revenue"] = json!(s.total_revenue);
+        out["updated_at"] = json!(s.updated_at.to_rfc3339());
     }
-    v
+    out
 }
 
 /// Native field names in validation errors, replaced by the document's.
@@ -831,16 +718,11 @@ fn rename(mut inv: Invalid, names: &[(&str, &str)]) -> ApiError {
 }
 
 /// [`rename`] for a validation error that the engine raised (an output schema's).
-fn rename_error(e: ApiError, names: &[(&str, &str)]) -> ApiError {
-    let Some(errors) = e.details["errors"].as_array() else { return e };
-    let fields = errors
-        .iter()
-        .map(|f| FieldError {
-            path: f["path"].as_str().unwrap_or("").to_owned(),
-            message: f["message"].as_str().unwrap_or("").to_owned(),
-        })
-        .collect();
-    rename(Invalid(fields), names)
+fn rename_error(e: agora_app::Error, names: &[(&str, &str)]) -> ApiError {
+    match e {
+        agora_app::Error::Invalid(inv) => rename(inv, names),
+        other => other.into(),
+    }
 }
 
 #[cfg(test)]
@@ -849,12 +731,16 @@ mod tests {
 
     #[test]
     fn every_native_status_has_a_document_status_that_filters_back_to_it() {
-        use TaskStatus::*;
-        for s in [Open, Queued, InProgress, Delivered, Completed, Failed, Cancelled, Expired] {
+        for s in TaskStatus::ALL {
             let shown = status(s);
-            assert!(task_statuses(Some(shown)).unwrap().contains(&s), "{s:?} shows as {shown}");
+            assert!(TASK_STATUS.parse_list(Some(shown)).unwrap().contains(&s), "{s:?} shows as {shown}");
+            let request = request_status(s);
+            assert!(
+                REQUEST_STATUS.parse_list(Some(request)).unwrap().contains(&s),
+                "{s:?} shows as {request}"
+            );
         }
-        assert!(task_statuses(Some("bogus")).is_err());
+        assert!(TASK_STATUS.parse_list(Some("bogus")).is_err());
     }
 
     #[test]
@@ -870,7 +756,12 @@ mod tests {
 
     #[test]
     fn a_task_id_is_its_rpc_id() {
-        let t = Task::new(TaskKind::Service, &AccountId::generate(), "x".into(), Timestamp::now());
+        let t = Task::new(
+            agora_core::work::TaskTerms::Chat,
+            &agora_core::AccountId::generate(),
+            "x".into(),
+            Timestamp::now(),
+        );
         let v = rpc(&t);
         assert_eq!(v["id"], json!(t.id));
         assert_eq!(v["jsonrpc"], "2.0");

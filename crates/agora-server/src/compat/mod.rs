@@ -1,17 +1,19 @@
 //! Dialects (SPEC §10): each seed platform's API, verbatim, under its own prefix.
 //!
-//! A dialect only translates. Its handlers parse the platform's requests, call the same
-//! operations the native handlers call (`crate::api::…`), and shape the answers as the
-//! platform's document shows them; every rule (state machine, escrow, schemas, presence,
-//! authorization) stays where the native API has it. The shared request path is shared
-//! too: the same authentication gate, idempotency records, rate limits, request ids and
-//! metrics. What differs per dialect is wired here:
+//! A dialect only translates. Its handlers parse the platform's requests into the
+//! application's inputs, call the same use cases the native handlers call, and shape the
+//! answers as the platform's document shows them; every rule stays in `agora_app`. The
+//! request path is the native one (authentication, idempotency, rate limits, request ids,
+//! metrics). What differs per dialect is a [`Dialect`] descriptor:
 //!
-//! - its error body: native handlers fail with [`ApiError`](crate::error::ApiError), whose
-//!   response carries an [`ErrorInfo`]; [`rerender_errors`] turns that into the dialect's
-//!   shape, so errors raised anywhere (the gate, an extractor, the engine) read the same;
-//! - key aliases: a platform whose keys look different (AgentFlow's `af_live_…`) may
-//!   present an Agora key under its own prefix.
+//! - its prefix;
+//! - a key alias: a platform whose keys look different (AgentFlow's `af_live_…`) may
+//!   present an Agora key under its own prefix;
+//! - its error envelope: every error response (from the gate, an extractor, a use case, an
+//!   unknown route, a panic) carries an [`ErrorInfo`] in its extensions, and the dialect
+//!   re-renders it in its own body and status, without parsing ours;
+//! - its vocabularies (status and sort words), as [`crate::vocab::Vocabulary`] tables in
+//!   its module.
 
 pub mod agentflow;
 
@@ -22,31 +24,65 @@ use axum::{
     middleware::{Next, from_fn_with_state, map_response},
     response::Response,
 };
+use serde_json::Value;
+use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{AppState, auth, error::ErrorInfo, idempotency};
+use crate::{
+    AppState, auth,
+    error::{ApiError, ErrorInfo},
+    idem,
+};
+
+/// What makes a dialect (see the module docs).
+#[derive(Debug)]
+pub struct Dialect {
+    /// Where it is served, e.g. `/compat/agentflow`.
+    pub prefix: &'static str,
+    /// The platform's API key prefix, accepted as an alias of `ak_live_`.
+    pub key_alias: Option<&'static str>,
+    /// The platform's status for an error Agora answers with `status`.
+    pub status: fn(StatusCode) -> StatusCode,
+    /// The platform's error body for an error.
+    pub error_body: fn(&ErrorInfo) -> Value,
+}
+
+impl Dialect {
+    /// The dialect's routes on the native request path, with its key alias, its errors
+    /// (unknown routes and methods, and panics, included) in its own envelope.
+    pub fn mount(&'static self, routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+        let routes = routes
+            .fallback(|| async { ApiError::not_found("endpoint") })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    crate::error::code::METHOD_NOT_ALLOWED,
+                    "method not allowed here",
+                )
+            })
+            .layer(from_fn_with_state(state.clone(), idem::middleware))
+            .layer(from_fn_with_state(state.clone(), auth::gate))
+            .layer(from_fn_with_state(self.key_alias, key_alias))
+            // Inside the re-rendering: a panic's 500 is answered in the dialect's envelope.
+            .layer(CatchPanicLayer::custom(crate::panic_response))
+            .layer(map_response(move |resp: Response| async move { self.rerender(resp) }));
+        Router::new().nest(self.prefix, routes)
+    }
+
+    /// Replaces the body of an error response with the dialect's, keeping its headers
+    /// (`Retry-After`, `WWW-Authenticate`).
+    fn rerender(&self, resp: Response) -> Response {
+        let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else { return resp };
+        let (mut parts, _) = resp.into_parts();
+        parts.status = (self.status)(parts.status);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Response::from_parts(parts, axum::body::Body::from((self.error_body)(&info).to_string()))
+    }
+}
 
 /// Every dialect, each under its prefix.
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new().nest("/compat/agentflow", agentflow::router(state))
-}
-
-/// The native request path (authentication, then idempotency) around a dialect's routes,
-/// with `alias` rewriting presented keys first and `render` reshaping every error.
-fn with_conventions<F, Fut>(
-    routes: Router<AppState>,
-    state: &AppState,
-    alias: Option<&'static str>,
-    render: F,
-) -> Router<AppState>
-where
-    F: Fn(Response) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response> + Send + 'static,
-{
-    routes
-        .layer(from_fn_with_state(state.clone(), idempotency::middleware))
-        .layer(from_fn_with_state(state.clone(), auth::gate))
-        .layer(from_fn_with_state(alias, key_alias))
-        .layer(map_response(render))
+    agentflow::DIALECT.mount(agentflow::routes(), state)
 }
 
 /// Lets a client present an Agora API key (`ak_live_…`) under its platform's prefix.
@@ -67,17 +103,53 @@ async fn key_alias(State(alias): State<Option<&'static str>>, mut req: Request, 
     next.run(req).await
 }
 
-/// Replaces the body of an error response with `body(status, info)`, keeping its status
-/// (as mapped by `status`) and headers such as `Retry-After`.
-pub fn rerender_errors(
-    resp: Response,
-    status: fn(StatusCode) -> StatusCode,
-    body: fn(&ErrorInfo) -> serde_json::Value,
-) -> Response {
-    let Some(info) = resp.extensions().get::<ErrorInfo>().cloned() else { return resp };
-    let (mut parts, _) = resp.into_parts();
-    parts.status = status(parts.status);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, axum::body::Body::from(body(&info).to_string()))
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use agora_app::testing::{Backend, TestDb};
+    use axum::{body::Body, routing::get};
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A dialect whose envelope is easy to tell from the native one.
+    static TEST_DIALECT: Dialect = Dialect {
+        prefix: "/compat/test",
+        key_alias: None,
+        status: |s| if s == StatusCode::NOT_FOUND { StatusCode::GONE } else { s },
+        error_body: |info| json!({"ok": false, "err": info.code}),
+    };
+
+    async fn answer(path: &str) -> (StatusCode, Value) {
+        let db = TestDb::create(Backend::Sqlite).await;
+        let app = agora_app::App::new(db.store(), crate::Config::default().app_settings());
+        let state = AppState::new(app, crate::Config::default());
+        async fn boom() -> &'static str {
+            panic!("a bug in a handler")
+        }
+        let routes = Router::new().route("/boom", get(boom));
+        let router = TEST_DIALECT.mount(routes, &state).with_state(state);
+        let resp = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_a_dialect_route_answers_in_the_dialects_envelope() {
+        assert_eq!(
+            answer("/compat/test/boom").await,
+            (StatusCode::INTERNAL_SERVER_ERROR, json!({"ok": false, "err": "INTERNAL_ERROR"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_dialect_routes_answer_in_its_envelope_and_status() {
+        assert_eq!(
+            answer("/compat/test/nowhere").await,
+            (StatusCode::GONE, json!({"ok": false, "err": "NOT_FOUND"}))
+        );
+    }
 }

@@ -180,18 +180,19 @@ fn names(body: &Value, list: &str) -> Vec<String> {
     body[list].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap_or("").to_owned()).collect()
 }
 
-/// Creation times have millisecond resolution; newest-first needs them apart.
-async fn tick() {
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+/// Creation times have millisecond resolution; newest-first needs them apart: move the
+/// application's clock.
+fn tick(app: &TestApp) {
+    app.advance(std::time::Duration::from_millis(5));
 }
 
 async fn services_are_searched_sorted_and_paged(b: Backend) {
     let app = TestApp::new(b).await;
     let gpu = provider(&app, "GPU").await;
     gpu.service("图像生成", 100).await;
-    tick().await;
+    tick(&app);
     gpu.service("Translate", 30).await;
-    tick().await;
+    tick(&app);
     gpu.service("Summarise", 60).await;
     let idle = provider(&app, "Idle").await;
     idle.service("Sleeping", 10).await;
@@ -645,8 +646,10 @@ async fn node_online_sets_which_services_run(b: Backend) {
     assert!(anyone.get("/api/v1/services").await.ok()["services"].as_array().unwrap().is_empty());
     let body = anyone.get("/api/v1/services?status=all").await.ok();
     assert_eq!(body["services"][0]["status"], "offline");
-    // Pulling is being online.
+    // A sign-off holds until the node is online again: pulling does not end it.
     node.get("/api/node/tasks/pull").await.assert_error(404);
+    assert!(anyone.get("/api/v1/services").await.ok()["services"].as_array().unwrap().is_empty());
+    node.post("/api/node/online", json!({})).await.ok();
     assert_eq!(names(&anyone.get("/api/v1/services").await.ok(), "services"), ["Three"]);
 }
 

@@ -3,11 +3,10 @@
 //! turn fails or its lease runs out.
 
 use agora_client::types::{DeliverRequest, ProgressRequest};
-use agora_server::Config;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, assert_error, error_paths, eventually, test_config};
+use crate::helpers::{Backend, TestApp, assert_error, error_paths};
 
 both_backends!(
     a_chat_turn_is_held_claimed_answered_and_paid,
@@ -214,18 +213,17 @@ async fn a_failed_turn_is_refunded_and_counted(b: Backend) {
 }
 
 async fn an_expired_lease_fails_the_turn_refunds_and_counts_no_response(b: Backend) {
-    let config = Config { lease_seconds: 1, worker_interval_ms: 50, ..test_config() };
-    let app = TestApp::with_config(b, config).await;
+    let app = TestApp::new(b).await;
     let (_, ann_c) = app.funded_human("Ann", 1000).await;
     let (bot, bot_c) = app.online_agent("Scribe", Some(100), None).await;
     let turn = ann_c.start_chat(&bot.account.id, "Hello").await.unwrap();
     bot_c.inbox(5).await.unwrap().unwrap();
-    // The agent goes silent; the lease (1 s) runs out and the worker fails the turn.
-    let task = eventually(15, "the lease to expire", || async {
-        let t = ann_c.task(&turn.task_id).await.unwrap();
-        (t.status == "failed").then_some(t)
-    })
-    .await;
+    // The agent goes silent; the lease (300 s) runs out and the system fails the turn.
+    assert_eq!(app.run_due().await, 0, "not before the lease has run out");
+    app.advance(std::time::Duration::from_secs(301));
+    assert_eq!(app.run_due().await, 1);
+    let task = ann_c.task(&turn.task_id).await.unwrap();
+    assert_eq!(task.status, "failed");
     assert!(task.lease_expires_at.is_none());
     assert_eq!(app.pts(&ann_c).await, (1000, 0), "refunded");
     let me = bot_c.me().await.unwrap();
@@ -243,7 +241,7 @@ async fn an_expired_lease_fails_the_turn_refunds_and_counts_no_response(b: Backe
         .await
         .unwrap();
     assert_error(&r, 400, "TASK_FINISHED");
-    assert!(app.store.ledger_audit().await.unwrap().is_healthy());
+    assert!(app.store.read().ledger_audit().await.unwrap().is_healthy());
 }
 
 async fn progress_extends_the_lease(b: Backend) {
@@ -252,13 +250,9 @@ async fn progress_extends_the_lease(b: Backend) {
     let (bot, bot_c) = app.online_agent("Scribe", None, None).await;
     let turn = ann_c.start_chat(&bot.account.id, "Hello").await.unwrap();
     let claimed = bot_c.inbox(5).await.unwrap().unwrap();
-    let claimed_at = agora_core::Timestamp::now().millis();
     let before = claimed.lease_expires_at.unwrap();
-    // Leases are in milliseconds: let the clock pass the claim's millisecond.
-    eventually(5, "the clock to move", || async {
-        (agora_core::Timestamp::now().millis() > claimed_at + 2).then_some(())
-    })
-    .await;
+    // Leases are in milliseconds: move the clock past the claim's millisecond.
+    app.advance(std::time::Duration::from_millis(5));
     let report =
         ProgressRequest { percent: 40, eta_seconds: Some(30), current_step: Some("thinking".into()) };
     let after = bot_c.progress(&turn.task_id, &report).await.unwrap();
@@ -366,5 +360,5 @@ async fn banning_an_agent_fails_over_the_work_it_holds(b: Backend) {
     // Another agent can take the reopened bounty.
     let (_, other_c) = app.online_agent("Honest", None, None).await;
     assert_eq!(other_c.claim_bounty(&bounty.id).await.unwrap().status, "in_progress");
-    assert!(app.store.ledger_audit().await.unwrap().is_healthy());
+    assert!(app.store.read().ledger_audit().await.unwrap().is_healthy());
 }

@@ -56,6 +56,11 @@ async fn heartbeats_report_presence_and_agents_may_sign_off(b: Backend) {
     assert_eq!((seen.online, seen.status.as_deref()), (false, Some("offline")));
     let listed = app.client.send(Method::GET, "/api/v1/agents?online=true", None, &[]).await.unwrap();
     assert_eq!(listed.json["pagination"]["total"], 0, "a signed-off agent is not listed as online");
+    // A sign-off holds until the next heartbeat: a poll, even one that was already waiting
+    // when the agent signed off, does not bring it back.
+    assert!(bot_c.inbox(0).await.unwrap().is_none());
+    assert_eq!(app.client.agent(&bot.account.id).await.unwrap().status.as_deref(), Some("offline"));
+    assert_eq!(bot_c.heartbeat(false).await.unwrap().status, "idle");
     // Waiting on the inbox counts as being seen.
     assert!(bot_c.inbox(0).await.unwrap().is_none());
     assert_eq!(app.client.agent(&bot.account.id).await.unwrap().status.as_deref(), Some("idle"));
@@ -95,11 +100,7 @@ async fn a_waiting_inbox_wakes_when_work_arrives(b: Backend) {
         (bot_c.inbox(30).await.unwrap(), started.elapsed())
     });
     // Create the work once the poll is waiting (the waiter gauge says so).
-    eventually(10, "the poll to wait", || async {
-        let m = app.client.send(Method::GET, "/metrics", None, &[]).await.unwrap();
-        m.text.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(" 1")).then_some(())
-    })
-    .await;
+    app.inbox_waiters(1).await;
     let turn = ann_c.start_chat(&bot.account.id, "wake up").await.unwrap();
     let (task, waited) = waiter.await.unwrap();
     assert_eq!(task.map(|t| t.id), Some(turn.task_id), "the waiting poll got the new task");
@@ -196,10 +197,10 @@ async fn fifty_agents_and_a_thousand_tasks_each_task_held_once(b: Backend) {
     let mut claims: HashMap<String, usize> = HashMap::new();
     let mut after = 0;
     loop {
-        let events = app.store.events_after(after, 1000).await.unwrap();
+        let events = app.store.read().events_after(after, 1000).await.unwrap();
         let Some(last) = events.last() else { break };
         after = last.seq;
-        for e in events.iter().filter(|e| e.event_type == "task.claimed" || e.event_type == "task.completed")
+        for e in events.iter().filter(|e| matches!(e.event_type.as_str(), "task.claimed" | "task.completed"))
         {
             *claims.entry(format!("{} {}", e.event_type, e.task_id.clone().unwrap())).or_default() += 1;
         }
@@ -225,11 +226,7 @@ async fn a_task_created_on_one_replica_wakes_a_waiter_on_another(b: Backend) {
             let bot = bot_on_a.clone();
             tokio::spawn(async move { bot.inbox(30).await.unwrap().map(|t| (t.id, Instant::now())) })
         };
-        eventually(10, "the poll on A to wait", || async {
-            let m = app.client.send(Method::GET, "/metrics", None, &[]).await.unwrap();
-            m.text.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(" 1")).then_some(())
-        })
-        .await;
+        app.inbox_waiters(1).await;
         let turn = ann_on_b.start_chat(&bot.account.id, &format!("round {round}")).await.unwrap();
         let created = Instant::now();
         let (got, at) = waiter.await.unwrap().expect("the waiter on A received the task created on B");
@@ -272,11 +269,7 @@ async fn shutdown_answers_waiting_polls_with_no_task(b: Backend) {
         let r = bot_c.send(Method::GET, "/api/v1/agent/inbox?wait=30", None, &[]).await.unwrap();
         (r, started.elapsed())
     });
-    eventually(10, "the poll to wait", || async {
-        let m = app.client.send(Method::GET, "/metrics", None, &[]).await.unwrap();
-        m.text.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(" 1")).then_some(())
-    })
-    .await;
+    app.inbox_waiters(1).await;
     app.shut_down();
     let (reply, waited) = waiter.await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text);

@@ -1,8 +1,12 @@
-//! `TestApp`: a real server on a free loopback port over a fresh database, and helpers to
-//! drive it through `agora-client`.
+//! `TestApp`: a real server on a free loopback port over a fresh database, helpers to drive
+//! it through `agora-client`, and the application behind it, so that a test can run the
+//! background workers to quiescence (`drain_webhooks`, `run_due`, `run_background`) and
+//! move the clock, instead of sleeping.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+pub use agora_app::testing::Backend;
+use agora_app::{Admin, App, testing::TestDb};
 use agora_client::{
     Client, Reply,
     types::{AccountType, RegisterRequest, Registered},
@@ -10,7 +14,6 @@ use agora_client::{
 use agora_core::account::{Email, Password};
 use agora_server::{AppState, Config};
 use agora_store::Store;
-use agora_store_postgres::testing::TestSchema;
 use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -18,33 +21,8 @@ use tokio::sync::oneshot;
 /// Generates, for each named `async fn(Backend)`, one test per backend.
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    // Skipped (with one line saying so) only when no server is configured or answering.
-                    if agora_store_postgres::testing::server_url().is_none() {
-                        return;
-                    }
-                    super::$name(crate::helpers::Backend::Postgres).await
-                }
-            )*
-        }
+        agora_app::both_backends!($($name),*);
     };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
 }
 
 /// The configuration tests start from: no rate limits (tests make many calls from one IP).
@@ -52,75 +30,105 @@ pub fn test_config() -> Config {
     Config { rate_limit_per_minute: 0, rate_limits: Default::default(), ..Config::default() }
 }
 
-enum Db {
-    Sqlite(PathBuf),
-    Postgres(TestSchema),
-}
-
 pub struct TestApp {
     pub addr: SocketAddr,
     /// An anonymous client.
     pub client: Client,
+    /// The application the server runs (its clock, its workers).
+    pub app: App,
+    /// The database, for setting up what no API does.
     pub store: Arc<dyn Store>,
     config: Config,
-    db: Db,
+    db: TestDb,
     stop: Option<oneshot::Sender<()>>,
+    /// Every server of this test (the first and its replicas): how to stop it, and its task.
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Further servers on the same database (see [`TestApp::replica`]).
     replicas: Vec<oneshot::Sender<()>>,
 }
 
+/// How a [`TestApp`] is made: `TestApp::builder(backend).config(…).build()`.
+pub struct TestAppBuilder {
+    backend: Backend,
+    config: Config,
+}
+
+impl TestAppBuilder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub async fn build(self) -> TestApp {
+        let db = TestDb::create(self.backend).await;
+        let store = db.store();
+        let (app, addr, stop, server) = start_server(store.clone(), self.config.clone()).await;
+        TestApp {
+            addr,
+            client: Client::new(format!("http://{addr}")),
+            app,
+            store,
+            config: self.config,
+            db,
+            stop: Some(stop),
+            servers: vec![server],
+            replicas: Vec::new(),
+        }
+    }
+}
+
+type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
 /// Starts a server on `store` at a free loopback port; it stops when the sender is dropped
 /// or sent to.
-async fn start_server(store: Arc<dyn Store>, config: Config) -> (SocketAddr, oneshot::Sender<()>) {
+async fn start_server(
+    store: Arc<dyn Store>,
+    config: Config,
+) -> (App, SocketAddr, oneshot::Sender<()>, Server) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = AppState::new(store, config);
-    tokio::spawn(agora_server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
+    let app = App::new(store, config.app_settings());
+    let server =
+        tokio::spawn(agora_server::serve(listener, AppState::new(app.clone(), config), async move {
+            let _ = stopped.await;
+        }));
+    (app, addr, stop, server)
 }
 
 impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder { backend, config: test_config() }
+    }
+
     pub async fn new(backend: Backend) -> Self {
-        Self::with_config(backend, test_config()).await
+        Self::builder(backend).build().await
     }
 
     pub async fn with_config(backend: Backend, config: Config) -> Self {
-        let (store, db): (Arc<dyn Store>, Db) = match backend {
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("agora-test-{}", ulid::Ulid::generate()));
-                std::fs::create_dir_all(&dir).unwrap();
-                let store = agora_store_sqlite::SqliteStore::open_file(&dir.join("agora.db")).await.unwrap();
-                store.migrate().await.unwrap();
-                (Arc::new(store), Db::Sqlite(dir))
-            }
-            Backend::Postgres => {
-                let schema = TestSchema::create().await.expect("PostgreSQL is configured");
-                (Arc::new(schema.store().await), Db::Postgres(schema))
-            }
-        };
-        let (addr, stop) = start_server(store.clone(), config.clone()).await;
-        Self {
-            addr,
-            client: Client::new(format!("http://{addr}")),
-            store,
-            config,
-            db,
-            stop: Some(stop),
-            replicas: Vec::new(),
-        }
+        Self::builder(backend).config(config).build().await
     }
 
     /// A second server on the same PostgreSQL schema, with its own connection pool and
     /// listener, as another replica would be; `None` on SQLite (one process owns the file).
     pub async fn replica(&mut self) -> Option<Client> {
-        let Db::Postgres(schema) = &self.db else { return None };
-        let store: Arc<dyn Store> = Arc::new(schema.store().await);
-        let (addr, stop) = start_server(store, self.config.clone()).await;
+        let store = self.db.replica().await?;
+        let (_, addr, stop, server) = start_server(store, self.config.clone()).await;
         self.replicas.push(stop);
+        self.servers.push(server);
         Some(Client::new(format!("http://{addr}")))
+    }
+
+    /// Shuts every server of this test down gracefully and waits until each has stopped:
+    /// its workers have ended and its in-flight webhook attempts have finished.
+    pub async fn stop_all(&mut self) {
+        self.shut_down();
+        for stop in self.replicas.drain(..) {
+            let _ = stop.send(());
+        }
+        for server in self.servers.drain(..) {
+            server.await.unwrap().unwrap();
+        }
     }
 
     /// Begins the server's graceful shutdown, as SIGTERM does.
@@ -132,6 +140,29 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Moves the application's clock forward: leases, deadlines and timers fall due
+    /// without waiting.
+    pub fn advance(&self, by: Duration) {
+        self.app.clock().advance(by);
+    }
+
+    /// Runs the system's due commands (expired leases) to quiescence.
+    pub async fn run_due(&self) -> usize {
+        self.app.run_due().await.unwrap()
+    }
+
+    /// Runs the background work that is due (timers such as auto-accept) to quiescence.
+    pub async fn run_background(&self) -> agora_app::chores::Ran {
+        self.app.run_chores().await.unwrap()
+    }
+
+    /// Projects every committed event and sends every delivery that is due, until none is
+    /// (retries scheduled for later wait for their time): what the webhook workers would do.
+    pub async fn drain_webhooks(&self) -> agora_app::projection::Recorded {
+        self.app.fan_out().await.unwrap();
+        self.app.send_due_deliveries().await.unwrap()
     }
 
     /// A raw request, for looking at statuses, headers and bodies.
@@ -161,6 +192,14 @@ impl TestApp {
         (reg, self.client.with_token(tokens.access_token))
     }
 
+    /// Logs a human in again: a client with a fresh access token, for after the clock has
+    /// been moved past the old one's lifetime.
+    pub async fn sign_in_again(&self, human: &Registered) -> Client {
+        let email = human.account.email.as_deref().expect("humans have an email");
+        let tokens = self.client.token(email, "correct horse battery").await.unwrap();
+        self.client.with_token(tokens.access_token)
+    }
+
     /// Registers a self-registered agent: the account and a client holding its API key.
     pub async fn agent(&self, name: &str, skills: &[&str]) -> (Registered, Client) {
         let reg = self
@@ -180,65 +219,56 @@ impl TestApp {
         (reg, self.client.with_token(key))
     }
 
-    /// An agent created straight in the store, not over HTTP; returns its API key.
+    /// An agent registered through the application, not over HTTP; returns its API key.
     pub async fn agent_direct(&self, name: &str) -> String {
-        use agora_core::account::{AccountKind, Profile, Role};
-        let prepared = agora_server::accounts::prepare(agora_server::accounts::AccountSpec {
-            kind: AccountKind::Agent,
-            role: Role::User,
+        let registration = agora_app::Registration {
+            kind: Some(agora_core::account::AccountKind::Agent),
             name: name.to_owned(),
-            email: None,
-            password: None,
-            owner_id: None,
-            profile: Profile::default(),
-            with_key: true,
-        })
-        .await
-        .unwrap();
-        let mut tx = self.store.begin().await.unwrap();
-        let created = agora_server::accounts::insert(tx.as_mut(), prepared).await.unwrap();
-        tx.commit().await.unwrap();
+            ..Default::default()
+        };
+        let created = self.app.register(registration, None).await.unwrap().commit().await.unwrap();
         created.api_key.unwrap()
     }
 
     /// An admin (created the way `agora admin create-admin` does) and its logged-in client.
     pub async fn admin(&self) -> Client {
         let email = format!("admin-{}@example.com", ulid::Ulid::generate());
-        agora_server::accounts::create_admin(
-            self.store.as_ref(),
-            Email::parse(&email).unwrap(),
-            Password::parse("admin password 1").unwrap(),
-        )
-        .await
-        .unwrap();
+        self.app
+            .create_admin(
+                &Admin::operator(),
+                Email::parse(&email).unwrap(),
+                Password::parse("admin password 1").unwrap(),
+            )
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
         let tokens = self.client.token(&email, "admin password 1").await.unwrap();
         self.client.with_token(tokens.access_token)
     }
 
     /// Every stored byte of the database as text, for checking that a secret is not in it.
     pub async fn database_dump(&self) -> String {
-        match &self.db {
-            Db::Sqlite(dir) => {
-                let mut all = String::new();
-                for entry in std::fs::read_dir(dir).unwrap() {
-                    let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-                    all.push_str(&String::from_utf8_lossy(&bytes));
-                }
-                all
+        if let Some(dir) = self.db.sqlite_dir() {
+            let mut all = String::new();
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                all.push_str(&String::from_utf8_lossy(&bytes));
             }
-            Db::Postgres(schema) => {
-                use sqlx::{Connection, Row};
-                let mut conn = sqlx::PgConnection::connect_with(&schema.options()).await.unwrap();
-                let mut all = String::new();
-                for table in ["accounts", "api_keys", "sessions", "idempotency_keys"] {
-                    let sql = format!("SELECT row_to_json(t)::text AS j FROM {table} t");
-                    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut conn).await.unwrap() {
-                        all.push_str(&row.get::<String, _>("j"));
-                    }
-                }
-                all
+            return all;
+        }
+        let schema = self.db.postgres_schema().unwrap();
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::PgConnection::connect_with(&schema.options()).await.unwrap();
+        let mut all = String::new();
+        for table in ["accounts", "api_keys", "sessions", "idempotency_keys"] {
+            let sql = format!("SELECT row_to_json(t)::text AS j FROM {table} t");
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut conn).await.unwrap() {
+                all.push_str(&row.get::<String, _>("j"));
             }
         }
+        all
     }
 }
 
@@ -249,9 +279,6 @@ impl Drop for TestApp {
         }
         for stop in self.replicas.drain(..) {
             let _ = stop.send(());
-        }
-        if let Db::Sqlite(dir) = &self.db {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -333,6 +360,17 @@ impl TestApp {
         }
         client.heartbeat(false).await.unwrap();
         (reg, client)
+    }
+
+    /// Waits (at most 10 s) until `n` inbox polls wait on the server: its
+    /// `agora_inbox_waiters` gauge.
+    pub async fn inbox_waiters(&self, n: usize) {
+        let line = format!(" {n}");
+        eventually(10, "the inbox polls to wait", || async {
+            let m = self.client.send(Method::GET, "/metrics", None, &[]).await.unwrap();
+            m.text.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(&line)).then_some(())
+        })
+        .await;
     }
 
     /// The PTS balance (available, held) of the client's account.

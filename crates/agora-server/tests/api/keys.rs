@@ -64,16 +64,11 @@ async fn keys_list_by_prefix_and_record_use(b: Backend) {
 
     // Using a key records when (off the request path, so wait for it).
     app.client.with_token(&created.key).me().await.unwrap();
-    let mut used = None;
-    for _ in 0..200 {
+    crate::helpers::eventually(5, "last_used_at to be recorded", || async {
         let keys = agent.keys().await.unwrap();
-        used = keys.into_iter().find(|k| k.id == created.info.id).and_then(|k| k.last_used_at);
-        if used.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(used.is_some(), "last_used_at was never set");
+        keys.into_iter().find(|k| k.id == created.info.id).and_then(|k| k.last_used_at)
+    })
+    .await;
 
     let r = app
         .send(reg.api_key.as_deref(), Method::POST, "/api/v1/me/keys", Some(serde_json::json!({"name": ""})))

@@ -15,5 +15,6 @@ mod keys;
 mod live;
 mod money;
 mod ops;
+mod rules;
 mod services;
 mod webhooks;

@@ -10,12 +10,11 @@ use agora_client::{
         TaskResult, UiBlock,
     },
 };
-use agora_core::{ServiceId, Timestamp};
-use agora_server::Config;
+use agora_core::ServiceId;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, error_paths, eventually, test_config};
+use crate::helpers::{Backend, TestApp, assert_error, error_paths};
 
 both_backends!(
     agents_and_owners_publish_services,
@@ -82,15 +81,13 @@ async fn agent_with_service(app: &TestApp, price: i64) -> (Registered, Client, S
     (agent, agent_client, service)
 }
 
-/// Waits until the clock has moved past the service's creation, so that the next service is
-/// strictly newer (creation times have millisecond resolution).
+/// Moves the clock past the service's creation, so that the next service is strictly newer
+/// (creation times have millisecond resolution).
 async fn after_creation_of(app: &TestApp, service: &Service) {
     let created =
-        app.store.service(&ServiceId::parse(&service.id).unwrap()).await.unwrap().unwrap().created_at;
-    eventually(5, "the clock to pass a creation time", || async {
-        (Timestamp::now() > created).then_some(())
-    })
-    .await;
+        app.store.read().service(&ServiceId::parse(&service.id).unwrap()).await.unwrap().unwrap().created_at;
+    app.advance(std::time::Duration::from_millis(2));
+    assert!(app.app.now() > created);
 }
 
 fn run_path(service_id: &str) -> String {
@@ -787,21 +784,23 @@ async fn a_revision_sends_the_run_back_with_feedback(b: Backend) {
 }
 
 async fn auto_accept_completes_a_delivered_run(b: Backend) {
-    let config = Config { auto_accept_hours: 0.0003, worker_interval_ms: 50, ..test_config() };
-    let app = TestApp::with_config(b, config).await;
+    let app = TestApp::new(b).await;
     let (_, agent, svc) = agent_with_service(&app, 100).await;
-    let (_, requester) = app.funded_human("Ann", 100).await;
+    let (ann, requester) = app.funded_human("Ann", 100).await;
     let accepted = requester.run_service(&svc.id, &json!({"prompt": "a cat"})).await.unwrap();
     let id = accepted.task_id;
     claim(&agent, &id).await;
     let delivered = agent.deliver(&id, &good_delivery()).await.unwrap();
     assert_eq!(delivered.task.status, "delivered");
 
-    let done = eventually(15, "the run to be auto-accepted", || async {
-        let task = requester.task(&id).await.unwrap();
-        (task.status == "completed").then_some(task)
-    })
-    .await;
+    // Not before its time: the timer is durable background work that has not come due.
+    assert_eq!(app.run_background().await.done, 0);
+    assert_eq!(requester.task(&id).await.unwrap().status, "delivered");
+    app.advance(std::time::Duration::from_secs(72 * 3600 + 1));
+    assert_eq!(app.run_background().await.done, 1);
+    let requester = app.sign_in_again(&ann).await;
+    let done = requester.task(&id).await.unwrap();
+    assert_eq!(done.status, "completed");
     assert!(done.auto_accept_at.is_none());
     let completed =
         done.timeline.as_ref().unwrap().iter().find(|e| e.event_type == "task.completed").unwrap();

@@ -173,13 +173,20 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     assert_eq!(log[0].attempt_log.len(), 1);
     assert_eq!(log[0].event_id, body["id"]);
 
-    // A rotated secret signs what follows; the old one no longer verifies.
+    // A rotated secret signs what follows; for 24 h the old one signs beside it (one
+    // signature each), so a receiver still holding it verifies too. The answer says until
+    // when.
     let rotated = client.rotate_endpoint_secret(&created.webhook.id).await.unwrap();
     assert_ne!(rotated.secret, created.secret);
+    let until = rotated.previous_secret_valid_until.as_deref().expect("the overlap is stated");
+    let until = agora_core::Timestamp::parse_rfc3339(until).unwrap();
+    let hours = (until.millis() - agora_core::Timestamp::now().millis()) / 3_600_000;
+    assert!((23..=24).contains(&hours), "about 24 h: {hours}");
     top_up(&admin, &human.account.id, 5).await;
     let got = receiver.wait_for(2, 10).await;
+    assert_eq!(got[1].header("webhook-signature").split(' ').count(), 2, "two signatures");
     assert!(verify(&rotated.secret, &got[1], &got[1].body));
-    assert!(!verify(&created.secret, &got[1], &got[1].body));
+    assert!(verify(&created.secret, &got[1], &got[1].body), "the old secret still verifies");
 
     // The ping is signed too.
     let ping = client.ping_webhook(&created.webhook.id).await.unwrap();
@@ -187,6 +194,16 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     let got = receiver.wait_for(3, 5).await;
     assert_eq!(got[2].header("x-agora-event"), "webhook.ping");
     assert!(verify(&rotated.secret, &got[2], &got[2].body));
+
+    // After the overlap only the new secret signs.
+    app.advance(std::time::Duration::from_secs(24 * 3600 + 60));
+    // (Login tokens expire with the clock too: a fresh admin session.)
+    let admin = app.admin().await;
+    top_up(&admin, &human.account.id, 6).await;
+    let got = receiver.wait_for(4, 10).await;
+    assert_eq!(got[3].header("webhook-signature").split(' ').count(), 1);
+    assert!(verify(&rotated.secret, &got[3], &got[3].body));
+    assert!(!verify(&created.secret, &got[3], &got[3].body), "the old secret no longer verifies");
 }
 
 async fn only_subscribed_events_of_ones_own_are_delivered(backend: Backend) {
@@ -234,9 +251,11 @@ async fn failures_are_retried_until_a_success(backend: Backend) {
     assert_eq!(codes, [Some(500), Some(503), Some(200)]);
     assert_eq!(log[0].attempts, 3);
     assert!(log[0].attempt_log[0].error.as_deref().is_some_and(|e| e.contains("500")));
-    // Delivered: no more attempts come.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Delivered: no more attempts come, however long one waits.
+    app.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(app.drain_webhooks().await.delivered, 0);
     assert_eq!(receiver.got().len(), 3);
+    let client = app.sign_in_again(&human).await;
     let hook = &client.webhooks().await.unwrap()[0];
     assert!(hook.active && hook.failing_since.is_none(), "a success ends the failure streak: {hook:?}");
 }
@@ -263,7 +282,7 @@ async fn attempts_run_out_and_a_failing_endpoint_is_disabled(backend: Backend) {
     assert_eq!(log[0].attempts, 2, "one attempt and one retry: {:?}", log[0]);
     assert_eq!(receiver.got().len(), 2);
     // Failing since the first attempt, for longer than allowed: disabled, owner notified.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    app.advance(std::time::Duration::from_secs(1));
     top_up(&admin, &human.account.id, 4).await;
     let hook = eventually(10, "the endpoint disabled", || async {
         let h = client.webhooks().await.unwrap().remove(0);
@@ -366,12 +385,12 @@ async fn the_ssrf_guard_refuses_private_targets(backend: Backend) {
 
     // At connect time the resolved address is checked again (a name that resolved to a
     // public address at registration and to a private one now).
-    let sender = agora_server::webhooks::Sender::new(false).unwrap();
-    let sent =
-        sender.post("https://localhost:9/hook", "whsec_AAAA", "dlv_x", "webhook.ping", "{}".into()).await;
+    let sender = agora_app::delivery::Sender::new(false).unwrap();
+    let secret = ["whsec_AAAA".to_owned()];
+    let sent = sender.post("https://localhost:9/hook", &secret, "dlv_x", "webhook.ping", "{}".into()).await;
     assert_eq!(sent.status, None);
     assert!(sent.error.as_deref().is_some_and(|e| e.contains("loopback")), "{sent:?}");
-    let sent = sender.post("https://10.0.0.1/hook", "whsec_AAAA", "dlv_x", "webhook.ping", "{}".into()).await;
+    let sent = sender.post("https://10.0.0.1/hook", &secret, "dlv_x", "webhook.ping", "{}".into()).await;
     assert!(sent.error.as_deref().is_some_and(|e| e.contains("private")), "{sent:?}");
 
     // Bad subscriptions are a validation error.
@@ -400,9 +419,11 @@ async fn replicas_share_deliveries_without_doubles(backend: Backend) {
     for i in 1..=60 {
         top_up(&admin, &human.account.id, i).await;
     }
-    let got = receiver.wait_for(60, 30).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = if receiver.got().len() > got.len() { receiver.got() } else { got };
+    receiver.wait_for(60, 30).await;
+    // Stop both replicas (each lets its in-flight attempts finish): whatever either sent is
+    // in now.
+    app.stop_all().await;
+    let got = receiver.got();
     let mut ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -413,18 +434,26 @@ async fn replicas_share_deliveries_without_doubles(backend: Backend) {
 /// A task's one-off `webhook_url` (briefs set one) gets every event of that task, signed
 /// with the requester's account secret; nothing else reaches it.
 async fn a_tasks_one_off_url_gets_its_events(backend: Backend) {
-    use agora_core::{AccountId, Timestamp, task::TaskKind};
+    use agora_core::{
+        AccountId, Timestamp,
+        work::{ServiceRun, TaskTerms},
+    };
     let app = TestApp::with_config(backend, private_config()).await;
     let receiver = Receiver::start().await;
     let (human, _) = app.funded_human("Briefer", 100).await;
     let (bot, agent) = app.online_agent("One-off Bot", None, None).await;
     let requester = AccountId::parse(&human.account.id).unwrap();
-    let mut task = agora_store::Task::new(TaskKind::Service, &requester, "one-off".into(), Timestamp::now());
+    let run = ServiceRun {
+        service_name: "One-off".into(),
+        service_version: "v1".into(),
+        input_schema: json!({}),
+        output_schema: json!({}),
+    };
+    let mut task =
+        agora_store::Task::new(TaskTerms::Service(run), &requester, "one-off".into(), Timestamp::now());
     task.assignee_id = AccountId::parse(&bot.account.id);
     task.webhook_url = Some(receiver.url.clone());
-    let mut tx = app.store.begin().await.unwrap();
-    let task = agora_store::work::create(tx.as_mut(), task, Timestamp::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    let task = app.app.create_task_for_test(task).await.unwrap();
     let claimed = agent.inbox(5).await.unwrap().expect("the task");
     assert_eq!(claimed.id, task.id.to_string());
     agent
@@ -474,7 +503,7 @@ async fn webhook_throughput(backend: Backend) {
         for i in 0..500 {
             tx.append_event(&agora_store::NewEvent {
                 id: EventId::generate(),
-                event_type: "payment.adjusted".into(),
+                event_type: agora_core::event::EventType::PaymentAdjusted,
                 actor_id: None,
                 task_id: None,
                 audience: vec![account.clone()],

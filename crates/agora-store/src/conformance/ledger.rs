@@ -1,314 +1,150 @@
-//! Conformance: the ledger, holds, quotas and the event log, including their behaviour
-//! under concurrency and a model-based property test of random operation sequences.
+//! The ledger, escrow holds and quotas: balanced postings, conditional debits and draws
+//! under concurrency.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use agora_core::{
-    AccountId, HoldId, Timestamp,
+    AccountId, HoldId, LedgerTxId,
     account::AccountKind,
-    ledger::TxKind,
-    money::{Currency, fee_split},
-};
-use proptest::{prelude::*, test_runner::TestRunner};
-
-use super::{insert, new_account};
-use crate::{
-    Conflict, NewEvent, QuotaBucket, Reference, Refusal, Store, StoreError,
-    money::{self, Why},
+    ledger::{self, Plan},
+    money::Currency,
 };
 
-fn cur(code: &str) -> Currency {
-    Currency::parse(code).expect("currency")
+use super::{account, now};
+use crate::{Conflict, Hold, NewLedgerTx, QuotaBucket, Reference, Store, StoreError, Tx};
+
+fn pts() -> Currency {
+    Currency::parse("PTS").expect("currency")
 }
 
-fn now() -> Timestamp {
-    Timestamp::now()
+async fn post(tx: &mut dyn Tx, plan: Plan, hold: Option<&HoldId>) -> bool {
+    tx.post_ledger(&NewLedgerTx {
+        id: LedgerTxId::generate(),
+        plan,
+        actor_id: None,
+        hold_id: hold.cloned(),
+        reference: None,
+        reason: None,
+        created_at: now(),
+    })
+    .await
+    .expect("post")
 }
 
-fn task_ref(id: &str) -> Why {
-    Why { reference: Some(Reference::new("task", id)), ..Why::default() }
-}
-
-async fn person(store: &dyn Store, name: &str) -> AccountId {
-    let a = new_account(AccountKind::Human, name, None);
-    insert(store, &a).await;
-    a.id
-}
-
-async fn top_up(store: &dyn Store, owner: &AccountId, c: &Currency, amount: i64) {
+async fn fund(store: &dyn Store, owner: &AccountId, amount: i64) {
     let mut tx = store.begin().await.expect("begin");
-    money::top_up(tx.as_mut(), owner, c, amount, &Why::default(), now()).await.expect("top up");
+    assert!(post(tx.as_mut(), ledger::top_up(owner, &pts(), amount).expect("plan"), None).await);
     tx.commit().await.expect("commit");
 }
 
-async fn available(store: &dyn Store, owner: &AccountId, c: &Currency) -> (i64, i64) {
-    let b = store.balances(owner).await.expect("balances");
-    b.iter().find(|b| &b.currency == c).map_or((0, 0), |b| (b.available, b.held))
-}
-
-async fn assert_healthy(store: &dyn Store) {
-    let audit = store.ledger_audit().await.expect("audit");
+async fn healthy(store: &dyn Store) {
+    let audit = store.read().ledger_audit().await.expect("audit");
     assert!(audit.is_healthy(), "ledger audit: {audit:?}");
 }
 
-pub(super) async fn operations_move_money_as_planned(store: &dyn Store) {
-    let usd = cur("USD");
-    let (payer, worker) = (person(store, "Payer").await, person(store, "Worker").await);
-    let revenue_before = revenue(store, &usd).await;
-    top_up(store, &payer, &usd, 10_000).await;
-
-    // Hold 5400, release it with a 12 % fee: 648 to the platform, 4752 to the worker.
-    let mut tx = store.begin().await.expect("begin");
-    let hold = money::hold(tx.as_mut(), &payer, &usd, 5400, &task_ref("tsk_a"), now()).await.expect("hold");
-    tx.commit().await.expect("commit");
-    assert_eq!(available(store, &payer, &usd).await, (4600, 5400));
-    let mut tx = store.begin().await.expect("begin");
-    let s = money::release(tx.as_mut(), &hold.id, &worker, None, 1200, &task_ref("tsk_a"), now())
-        .await
-        .expect("release");
-    tx.commit().await.expect("commit");
-    assert_eq!((s.amount, s.split.fee, s.split.net), (5400, 648, 4752));
-    assert_eq!(available(store, &worker, &usd).await, (4752, 0));
-    assert_eq!(available(store, &payer, &usd).await, (4600, 0));
-    assert_eq!(revenue(store, &usd).await - revenue_before, 648);
-
-    // A settled hold cannot be settled again, by any path.
-    let mut tx = store.begin().await.expect("begin");
-    let again = money::refund(tx.as_mut(), &hold.id, None, TxKind::Refund, &Why::default(), now()).await;
-    assert!(matches!(again, Err(StoreError::Refused(Refusal::HoldExhausted { remaining: 0 }))), "{again:?}");
-    drop(tx);
-
-    // Staged: 1000 held, 300 released, 100 penalty back to the payer, the rest refunded.
-    let mut tx = store.begin().await.expect("begin");
-    let hold = money::hold(tx.as_mut(), &payer, &usd, 1000, &task_ref("tsk_b"), now()).await.expect("hold");
-    let stage = money::release(tx.as_mut(), &hold.id, &worker, Some(300), 1000, &Why::default(), now())
-        .await
-        .expect("stage");
-    assert_eq!((stage.split.fee, stage.split.net, stage.hold.remaining), (30, 270, 700));
-    let (h, p) = money::refund(tx.as_mut(), &hold.id, Some(100), TxKind::Penalty, &Why::default(), now())
-        .await
-        .expect("penalty");
-    assert_eq!((p, h.remaining), (100, 600));
-    let (h, r) = money::refund(tx.as_mut(), &hold.id, None, TxKind::Refund, &Why::default(), now())
-        .await
-        .expect("refund");
-    assert_eq!((r, h.remaining), (600, 0));
-    tx.commit().await.expect("commit");
-    assert_eq!(available(store, &payer, &usd).await, (4600 - 1000 + 100 + 600, 0));
-    assert_eq!(available(store, &worker, &usd).await, (4752 + 270, 0));
-
-    // Short of money: 402-worthy refusal, and nothing of the failed transaction remains.
-    let mut tx = store.begin().await.expect("begin");
-    let short = money::hold(tx.as_mut(), &payer, &usd, 1_000_000, &task_ref("tsk_c"), now()).await;
-    assert!(matches!(short, Err(StoreError::Refused(Refusal::InsufficientFunds { .. }))), "{short:?}");
-    drop(tx);
-    let mut tx = store.begin().await.expect("begin");
-    let overdraw = money::adjust(tx.as_mut(), &payer, &usd, -1_000_000, &Why::default(), now()).await;
-    assert!(matches!(overdraw, Err(StoreError::Refused(Refusal::InsufficientFunds { .. }))), "{overdraw:?}");
-    drop(tx);
-    let mut tx = store.begin().await.expect("begin");
-    money::adjust(
-        tx.as_mut(),
-        &payer,
-        &usd,
-        -300,
-        &Why { reason: Some("correction".into()), ..Why::default() },
-        now(),
-    )
-    .await
-    .expect("adjust");
-    tx.commit().await.expect("commit");
-    assert_eq!(available(store, &payer, &usd).await, (4000, 0));
-
-    // The statement: newest first, every wallet movement with its why.
-    let st = store.statement(&payer, 0, 100).await.expect("statement");
-    assert_eq!(st.items.first().map(|l| (l.kind, l.amount)), Some((TxKind::Adjust, -300)));
-    assert_eq!(st.items.first().and_then(|l| l.reason.clone()).as_deref(), Some("correction"));
-    assert_eq!(st.items.last().map(|l| (l.kind, l.amount)), Some((TxKind::TopUp, 10_000)));
-    let held_line = st.items.iter().find(|l| l.kind == TxKind::Hold && l.amount == 5400).expect("hold line");
-    assert_eq!(held_line.reference, Some(Reference::new("task", "tsk_a")));
-    let page = store.statement(&payer, 2, 3).await.expect("page");
-    assert_eq!(page.total, st.total);
-    assert_eq!(page.items, st.items[2..5]);
-    assert_healthy(store).await;
-}
-
-async fn revenue(store: &dyn Store, c: &Currency) -> i64 {
-    store.revenue().await.expect("revenue").into_iter().find(|(k, _)| k == c).map_or(0, |(_, v)| v)
-}
-
-/// The race of the ledger issue: 200 concurrent holds of 7 against 1000.
-pub(super) async fn concurrent_holds_never_overdraw(store: Arc<dyn Store>) {
-    let pts = cur("PTS");
-    let payer = person(store.as_ref(), "Racer").await;
-    top_up(store.as_ref(), &payer, &pts, 1000).await;
+/// 200 concurrent debits of 7 against 1000: exactly floor(1000 / 7) apply, and no balance
+/// goes below zero (the conditional update, not a read then a write).
+pub async fn debits_never_take_a_balance_below_zero(store: Arc<dyn Store>) {
+    let payer = account(store.as_ref(), AccountKind::Human, "Racer").await;
+    fund(store.as_ref(), &payer, 1000).await;
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let (store, payer, pts) = (store.clone(), payer.clone(), pts.clone());
+    for _ in 0..200 {
+        let (store, payer) = (store.clone(), payer.clone());
         set.spawn(async move {
             let mut tx = store.begin().await.expect("begin");
-            match money::hold(tx.as_mut(), &payer, &pts, 7, &task_ref(&format!("race-{i}")), now()).await {
-                Ok(_) => {
-                    tx.commit().await.expect("commit");
-                    true
-                }
-                Err(StoreError::Refused(Refusal::InsufficientFunds { .. })) => false,
-                Err(e) => panic!("unexpected: {e:?}"),
+            let ok = post(tx.as_mut(), ledger::hold(&payer, &pts(), 7).expect("plan"), None).await;
+            if ok {
+                tx.commit().await.expect("commit");
             }
+            ok
         });
     }
     let mut won = 0;
     while let Some(r) = set.join_next().await {
         won += usize::from(r.expect("task"));
     }
-    assert_eq!(won, 142, "exactly floor(1000 / 7) holds fit");
-    assert_eq!(available(store.as_ref(), &payer, &pts).await, (6, 994));
-    assert_healthy(store.as_ref()).await;
+    assert_eq!(won, 142, "exactly floor(1000 / 7) debits fit");
+    let b = store.read().balance(&payer, &pts()).await.expect("balance");
+    assert_eq!((b.available, b.held), (6, 994));
+    // The refused debit wrote nothing once its transaction was dropped.
+    let lines = store.read().statement(&payer, 0, 1000).await.expect("statement");
+    assert_eq!(lines.total, 1 + 2 * 142);
 }
 
-/// Two settlements racing for one hold (accept against expiry): exactly one pays.
-pub(super) async fn racing_settlements_pay_once(store: Arc<dyn Store>) {
-    let pts = cur("PTS");
-    let (payer, worker) = (person(store.as_ref(), "P").await, person(store.as_ref(), "W").await);
-    top_up(store.as_ref(), &payer, &pts, 100).await;
+/// Twenty draws race for one hold's whole remainder: one gets it, the rest find nothing.
+pub async fn a_hold_is_drawn_once(store: Arc<dyn Store>) {
+    let payer = account(store.as_ref(), AccountKind::Human, "Drawn").await;
+    let hold = Hold {
+        id: HoldId::generate(),
+        payer_id: payer.clone(),
+        currency: pts(),
+        amount: 100,
+        remaining: 100,
+        reference: Reference::new("task", "tsk_drawn"),
+        created_at: now(),
+    };
     let mut tx = store.begin().await.expect("begin");
-    let hold = money::hold(tx.as_mut(), &payer, &pts, 100, &task_ref("tsk_r"), now()).await.expect("hold");
+    tx.insert_hold(&hold).await.expect("hold");
     tx.commit().await.expect("commit");
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let (store, hold, worker) = (store.clone(), hold.id.clone(), worker.clone());
+    for _ in 0..20 {
+        let (store, id) = (store.clone(), hold.id.clone());
         set.spawn(async move {
             let mut tx = store.begin().await.expect("begin");
-            let r = if i % 2 == 0 {
-                money::release(tx.as_mut(), &hold, &worker, None, 1000, &Why::default(), now())
-                    .await
-                    .map(|_| ())
-            } else {
-                money::refund(tx.as_mut(), &hold, None, TxKind::Refund, &Why::default(), now())
-                    .await
-                    .map(|_| ())
-            };
-            match r {
-                Ok(()) => {
+            match tx.draw_hold(&id, 100, now()).await.expect("draw") {
+                Some(h) => {
+                    assert_eq!(h.remaining, 0);
                     tx.commit().await.expect("commit");
                     1
                 }
-                Err(StoreError::Refused(Refusal::HoldExhausted { .. })) => 0,
-                Err(e) => panic!("unexpected: {e:?}"),
+                None => 0,
             }
         });
     }
-    let mut paid = 0;
+    let mut drawn = 0;
     while let Some(r) = set.join_next().await {
-        paid += r.expect("task");
+        drawn += r.expect("task");
     }
-    assert_eq!(paid, 1);
-    let (p, w) =
-        (available(store.as_ref(), &payer, &pts).await, available(store.as_ref(), &worker, &pts).await);
-    assert!(p == (100, 0) && w == (0, 0) || p == (0, 0) && w == (90, 0), "payer {p:?} worker {w:?}");
-    assert_healthy(store.as_ref()).await;
-}
-
-/// Many writers append events concurrently while a reader follows the log by position:
-/// the reader must see every event exactly once, in order, with no position skipped —
-/// the lost-event trap of sequence numbers assigned before commit.
-pub(super) async fn event_log_reader_never_skips(store: Arc<dyn Store>) {
-    let start = store.events_after(0, u64::MAX >> 1).await.expect("events").last().map_or(0, |e| e.seq);
-    let writers = 16;
-    let per_writer = 25;
-    let mut set = tokio::task::JoinSet::new();
-    for w in 0..writers {
-        let store = store.clone();
-        set.spawn(async move {
-            for i in 0..per_writer {
-                let mut tx = store.begin().await.expect("begin");
-                tx.append_event(&NewEvent {
-                    id: agora_core::EventId::generate(),
-                    event_type: "test.appended".into(),
-                    actor_id: None,
-                    task_id: None,
-                    audience: vec![],
-                    payload: serde_json::json!({ "writer": w, "i": i }),
-                    created_at: now(),
-                })
-                .await
-                .expect("append");
-                // Other work in the same transaction after the append: the window in which
-                // a later transaction could commit first.
-                tokio::task::yield_now().await;
-                tx.commit().await.expect("commit");
-            }
-        });
-    }
-    let total = writers * per_writer;
-    let mut cursor = start;
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while seen.len() < total {
-        assert!(std::time::Instant::now() < deadline, "reader saw only {} of {total}", seen.len());
-        for e in store.events_after(cursor, 50).await.expect("read") {
-            assert_eq!(e.seq, cursor + 1, "positions are gap-free and read in order");
-            cursor = e.seq;
-            seen.push((e.payload["writer"].as_i64(), e.payload["i"].as_i64()));
-        }
-        tokio::task::yield_now().await;
-    }
-    while let Some(r) = set.join_next().await {
-        r.expect("writer");
-    }
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len(), total, "every event seen exactly once");
-}
-
-pub(super) async fn ledger_events_are_written_with_the_change(store: &dyn Store) {
-    let pts = cur("PTS");
-    let payer = person(store, "Evented").await;
-    let before = store.events_after(0, u64::MAX >> 1).await.expect("events").last().map_or(0, |e| e.seq);
-    top_up(store, &payer, &pts, 50).await;
+    assert_eq!(drawn, 1);
     let mut tx = store.begin().await.expect("begin");
-    money::hold(tx.as_mut(), &payer, &pts, 20, &task_ref("tsk_e"), now()).await.expect("hold");
-    drop(tx); // rolled back: its event must not exist either
-    let mut tx = store.begin().await.expect("begin");
-    money::hold(tx.as_mut(), &payer, &pts, 30, &task_ref("tsk_e"), now()).await.expect("hold");
-    tx.commit().await.expect("commit");
-    let events = store.events_after(before, 100).await.expect("events");
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(types, ["payment.topped_up", "payment.held"]);
-    assert_eq!(events[1].payload["amount"], 30);
-    assert_eq!(events[1].task_id.as_deref(), Some("tsk_e"));
+    assert_eq!(tx.hold_remaining_for_update(&hold.id).await.expect("read"), Some(0));
+    assert_eq!(tx.draw_hold(&hold.id, 1, now()).await.expect("draw"), None);
+    assert_eq!(tx.hold_remaining_for_update(&HoldId::generate()).await.expect("read"), None);
+    drop(tx);
+    healthy(store.as_ref()).await;
 }
 
-pub(super) async fn quotas_consume_free_then_bonus_then_purchased(store: &dyn Store) {
-    let a = person(store, "Briefer").await;
+pub async fn quotas_consume_free_then_bonus_then_purchased(shared: Arc<dyn Store>) {
+    let store = shared.as_ref();
+    let a = account(store, AccountKind::Human, "Briefer").await;
     let (jan, feb) = ("2026-01", "2026-02");
     let consume = |period: &'static str, r: String| {
         let a = a.clone();
         async move {
             let mut tx = store.begin().await.expect("begin");
             let got = tx.quota_consume(&a, period, 2, &r, now()).await;
-            if got.is_ok() {
+            if matches!(got, Ok(Some(_))) {
                 tx.commit().await.expect("commit");
             }
             got
         }
     };
-    assert_eq!(store.quota(&a, jan, 2).await.expect("quota").remaining(), 2);
-    assert_eq!(consume(jan, "b1".into()).await.expect("1"), QuotaBucket::Free);
-    assert_eq!(consume(jan, "b2".into()).await.expect("2"), QuotaBucket::Free);
-    assert!(matches!(consume(jan, "b3".into()).await, Err(StoreError::Refused(Refusal::QuotaExhausted))));
+    assert_eq!(store.read().quota(&a, jan, 2).await.expect("quota").remaining(), 2);
+    assert_eq!(consume(jan, "b1".into()).await.expect("1"), Some(QuotaBucket::Free));
+    assert_eq!(consume(jan, "b2".into()).await.expect("2"), Some(QuotaBucket::Free));
+    assert_eq!(consume(jan, "b3".into()).await.expect("3"), None, "none left");
 
     let mut tx = store.begin().await.expect("begin");
     tx.quota_grant(&a, QuotaBucket::Bonus, 1, jan, "welcome", now()).await.expect("bonus");
     tx.quota_grant(&a, QuotaBucket::Purchased, 5, jan, "pack", now()).await.expect("pack");
     assert!(tx.quota_grant(&a, QuotaBucket::Free, 5, jan, "no", now()).await.is_err());
     tx.commit().await.expect("commit");
-    assert_eq!(store.quota(&a, jan, 2).await.expect("quota").remaining(), 6);
+    assert_eq!(store.read().quota(&a, jan, 2).await.expect("quota").remaining(), 6);
     // A reference is consumed once (and the refused attempt takes nothing).
     assert!(matches!(consume(jan, "b1".into()).await, Err(StoreError::Conflict(Conflict::Duplicate))));
-    assert_eq!(store.quota(&a, jan, 2).await.expect("quota").remaining(), 6);
-    assert_eq!(consume(jan, "b4".into()).await.expect("4"), QuotaBucket::Bonus);
-    assert_eq!(consume(jan, "b5".into()).await.expect("5"), QuotaBucket::Purchased);
+    assert_eq!(store.read().quota(&a, jan, 2).await.expect("quota").remaining(), 6);
+    assert_eq!(consume(jan, "b4".into()).await.expect("4"), Some(QuotaBucket::Bonus));
+    assert_eq!(consume(jan, "b5".into()).await.expect("5"), Some(QuotaBucket::Purchased));
 
     // Refunds go back to their bucket, once.
     let mut tx = store.begin().await.expect("begin");
@@ -317,240 +153,11 @@ pub(super) async fn quotas_consume_free_then_bonus_then_purchased(store: &dyn St
     assert!(!tx.quota_refund(&a, "never", now()).await.expect("unknown"));
     assert!(tx.quota_refund(&a, "b1", now()).await.expect("free refund"));
     tx.commit().await.expect("commit");
-    let q = store.quota(&a, jan, 2).await.expect("quota");
+    let q = store.read().quota(&a, jan, 2).await.expect("quota");
     assert_eq!((q.free_used, q.bonus, q.purchased), (1, 1, 4));
 
     // A new month: free units again; bonus and purchased carry over.
-    let q = store.quota(&a, feb, 2).await.expect("quota");
+    let q = store.read().quota(&a, feb, 2).await.expect("quota");
     assert_eq!((q.free_used, q.remaining()), (0, 7));
-    assert_eq!(consume(feb, "b6".into()).await.expect("6"), QuotaBucket::Free);
-}
-
-// ---- The property test -------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-enum Op {
-    TopUp { who: usize, cur: usize, amount: i64 },
-    Hold { who: usize, cur: usize, amount: i64 },
-    Release { hold: usize, worker: usize, bps: u32 },
-    ReleaseStage { hold: usize, worker: usize, amount: i64, bps: u32 },
-    Refund { hold: usize },
-    Penalty { hold: usize, amount: i64 },
-    Adjust { who: usize, cur: usize, delta: i64 },
-}
-
-const PEOPLE: usize = 3;
-const CURRENCIES: [&str; 2] = ["PTS", "USD"];
-
-fn op() -> impl Strategy<Value = Op> {
-    let who = 0..PEOPLE;
-    let c = 0..CURRENCIES.len();
-    let hold = 0usize..16;
-    prop_oneof![
-        (who.clone(), c.clone(), 1i64..1000).prop_map(|(who, cur, amount)| Op::TopUp { who, cur, amount }),
-        (who.clone(), c.clone(), 1i64..600).prop_map(|(who, cur, amount)| Op::Hold { who, cur, amount }),
-        (hold.clone(), who.clone(), 0u32..=2000).prop_map(|(hold, worker, bps)| Op::Release {
-            hold,
-            worker,
-            bps
-        }),
-        (hold.clone(), who.clone(), 1i64..300, 0u32..=2000)
-            .prop_map(|(hold, worker, amount, bps)| Op::ReleaseStage { hold, worker, amount, bps }),
-        hold.clone().prop_map(|hold| Op::Refund { hold }),
-        (hold, 1i64..200).prop_map(|(hold, amount)| Op::Penalty { hold, amount }),
-        (who, c, -400i64..400)
-            .prop_filter("non-zero", |(_, _, d)| *d != 0)
-            .prop_map(|(who, cur, delta)| Op::Adjust { who, cur, delta }),
-    ]
-}
-
-/// What the ledger should hold, kept by plain arithmetic beside the store.
-#[derive(Debug, Default)]
-struct Model {
-    wallets: BTreeMap<(usize, usize), (i64, i64)>,
-    holds: Vec<(HoldId, usize, usize, i64)>,
-    revenue: BTreeMap<usize, i64>,
-    entered: BTreeMap<usize, i64>,
-}
-
-/// Runs `cases` random sequences of `ops_per_case` operations on fresh accounts, checking
-/// after every step that the store agrees with the model (every wallet, revenue, what
-/// succeeds and what is refused), and with a full ledger audit every `audit_every` steps
-/// and at the end of each sequence.
-pub async fn property_random_operation_sequences(
-    store: Arc<dyn Store>,
-    cases: u32,
-    ops_per_case: usize,
-    audit_every: usize,
-) {
-    let mut runner =
-        TestRunner::new(ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() });
-    let strategy = proptest::collection::vec(op(), ops_per_case);
-    let handle = tokio::runtime::Handle::current();
-    let result = runner.run(&strategy, |ops| {
-        let store = store.clone();
-        // The runner is synchronous; each case runs to completion on the test's runtime.
-        tokio::task::block_in_place(|| handle.block_on(run_sequence(store, ops, audit_every)));
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("ledger property failed: {e}");
-    }
-}
-
-async fn run_sequence(store: Arc<dyn Store>, ops: Vec<Op>, audit_every: usize) {
-    let store = store.as_ref();
-    let mut people = Vec::new();
-    for i in 0..PEOPLE {
-        people.push(person(store, &format!("Prop {i}")).await);
-    }
-    let currencies: Vec<Currency> = CURRENCIES.iter().map(|c| cur(c)).collect();
-    let mut revenue_base = BTreeMap::new();
-    for (i, c) in currencies.iter().enumerate() {
-        revenue_base.insert(i, revenue(store, c).await);
-    }
-    let mut m = Model::default();
-    for (step, op) in ops.iter().enumerate() {
-        apply(store, &people, &currencies, &mut m, op).await;
-        // After every step: each wallet as the model says, none negative, held = open holds.
-        for (p, who) in people.iter().enumerate() {
-            for (c, currency) in currencies.iter().enumerate() {
-                let want = m.wallets.get(&(p, c)).copied().unwrap_or((0, 0));
-                assert_eq!(
-                    available(store, who, currency).await,
-                    want,
-                    "wallet {p}/{c} after step {step}: {op:?}"
-                );
-                assert!(want.0 >= 0 && want.1 >= 0);
-                let open: i64 = m.holds.iter().filter(|h| h.1 == p && h.2 == c).map(|h| h.3).sum();
-                assert_eq!(want.1, open, "held equals the open holds");
-            }
-        }
-        for (c, currency) in currencies.iter().enumerate() {
-            let got = revenue(store, currency).await - revenue_base[&c];
-            assert_eq!(got, m.revenue.get(&c).copied().unwrap_or(0), "revenue after step {step}");
-            // Money is conserved: what is in wallets and revenue is what entered.
-            let inside: i64 =
-                m.wallets.iter().filter(|((_, k), _)| *k == c).map(|(_, (a, h))| a + h).sum::<i64>()
-                    + m.revenue.get(&c).copied().unwrap_or(0);
-            assert_eq!(inside, m.entered.get(&c).copied().unwrap_or(0));
-        }
-        if audit_every > 0 && (step + 1) % audit_every == 0 {
-            assert_healthy(store).await;
-        }
-    }
-    assert_healthy(store).await;
-}
-
-async fn apply(store: &dyn Store, people: &[AccountId], currencies: &[Currency], m: &mut Model, op: &Op) {
-    let mut tx = store.begin().await.expect("begin");
-    let t = now();
-    let why = Why::default();
-    let ok = match *op {
-        Op::TopUp { who, cur, amount } => {
-            money::top_up(tx.as_mut(), &people[who], &currencies[cur], amount, &why, t)
-                .await
-                .expect("top up");
-            m.wallets.entry((who, cur)).or_default().0 += amount;
-            *m.entered.entry(cur).or_default() += amount;
-            true
-        }
-        Op::Hold { who, cur, amount } => {
-            let expect_ok = m.wallets.get(&(who, cur)).map_or(0, |w| w.0) >= amount;
-            let r =
-                money::hold(tx.as_mut(), &people[who], &currencies[cur], amount, &task_ref("tsk_prop"), t)
-                    .await;
-            match r {
-                Ok(h) => {
-                    assert!(expect_ok, "hold of {amount} succeeded past the balance");
-                    let w = m.wallets.entry((who, cur)).or_default();
-                    w.0 -= amount;
-                    w.1 += amount;
-                    m.holds.push((h.id, who, cur, amount));
-                    true
-                }
-                Err(StoreError::Refused(Refusal::InsufficientFunds { .. })) => {
-                    assert!(!expect_ok, "hold refused although the balance covered it");
-                    false
-                }
-                Err(e) => panic!("hold: {e:?}"),
-            }
-        }
-        Op::Release { hold, worker, bps } => {
-            settle(tx.as_mut(), people, m, hold, Some((worker, bps)), None, t).await
-        }
-        Op::ReleaseStage { hold, worker, amount, bps } => {
-            settle(tx.as_mut(), people, m, hold, Some((worker, bps)), Some(amount), t).await
-        }
-        Op::Refund { hold } => settle(tx.as_mut(), people, m, hold, None, None, t).await,
-        Op::Penalty { hold, amount } => settle(tx.as_mut(), people, m, hold, None, Some(amount), t).await,
-        Op::Adjust { who, cur, delta } => {
-            let expect_ok = m.wallets.get(&(who, cur)).map_or(0, |w| w.0) + delta >= 0;
-            match money::adjust(tx.as_mut(), &people[who], &currencies[cur], delta, &why, t).await {
-                Ok(_) => {
-                    assert!(expect_ok);
-                    m.wallets.entry((who, cur)).or_default().0 += delta;
-                    *m.entered.entry(cur).or_default() += delta;
-                    true
-                }
-                Err(StoreError::Refused(Refusal::InsufficientFunds { .. })) => {
-                    assert!(!expect_ok);
-                    false
-                }
-                Err(e) => panic!("adjust: {e:?}"),
-            }
-        }
-    };
-    if ok {
-        tx.commit().await.expect("commit");
-    }
-}
-
-/// A release (to `pay = Some((worker, bps))`) or a refund/penalty (`pay = None`) of
-/// `amount` (or everything left) from the model's `index`th hold, if there is one.
-async fn settle(
-    tx: &mut dyn crate::Tx,
-    people: &[AccountId],
-    m: &mut Model,
-    index: usize,
-    pay: Option<(usize, u32)>,
-    amount: Option<i64>,
-    t: Timestamp,
-) -> bool {
-    let Some((id, payer, c, remaining)) = m.holds.get(index).cloned() else { return false };
-    let take = amount.unwrap_or(remaining);
-    let expect_ok = take > 0 && take <= remaining;
-    let why = Why::default();
-    let result = match pay {
-        Some((worker, bps)) => money::release(tx, &id, &people[worker], amount, bps, &why, t)
-            .await
-            .map(|s| (s.amount, Some(s.split))),
-        None => {
-            let kind = if amount.is_some() { TxKind::Penalty } else { TxKind::Refund };
-            money::refund(tx, &id, amount, kind, &why, t).await.map(|(_, a)| (a, None))
-        }
-    };
-    match result {
-        Ok((taken, split)) => {
-            assert!(expect_ok, "settled {take} of a hold with {remaining} left");
-            assert_eq!(taken, take);
-            m.holds[index].3 -= take;
-            m.wallets.entry((payer, c)).or_default().1 -= take;
-            match (pay, split) {
-                (Some((worker, bps)), Some(split)) => {
-                    assert_eq!(Ok(split), fee_split(take, bps));
-                    m.wallets.entry((worker, c)).or_default().0 += split.net;
-                    *m.revenue.entry(c).or_default() += split.fee;
-                }
-                _ => m.wallets.entry((payer, c)).or_default().0 += take,
-            }
-            true
-        }
-        Err(StoreError::Refused(Refusal::HoldExhausted { remaining: r })) => {
-            assert!(!expect_ok, "refused a settlement of {take} with {remaining} left");
-            assert_eq!(r, remaining);
-            false
-        }
-        Err(e) => panic!("settle: {e:?}"),
-    }
+    assert_eq!(consume(feb, "b6".into()).await.expect("6"), Some(QuotaBucket::Free));
 }

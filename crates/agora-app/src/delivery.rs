@@ -1,6 +1,7 @@
 //! Webhook delivery (SPEC §7): the SSRF guard, the signed POST, and the two workers every
 //! replica runs — the fan-out, which projects the event log into deliveries and
-//! notifications, and the sender, which makes the deliveries that are due.
+//! notifications ([`crate::projection`]), and the sender, which makes the deliveries that
+//! are due.
 //!
 //! At least once: a delivery is claimed by moving its next attempt `CLAIM_LEASE` ahead
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two replicas never take the same one), sent,
@@ -14,10 +15,7 @@ use std::{
 };
 
 use agora_core::{Timestamp, webhook};
-use agora_store::{
-    DeliveryJob, Event,
-    webhooks::{self as hooks, Attempt},
-};
+use agora_store::{DeliveryJob, Event};
 use reqwest::{
     Url,
     dns::{Addrs, Name, Resolve, Resolving},
@@ -25,7 +23,12 @@ use reqwest::{
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use crate::{AppState, dispatch::stopped, metrics::OutcomeLabels};
+use crate::{
+    App,
+    inbox::stopped,
+    metrics::OutcomeLabels,
+    projection::{self, Attempt, Recorded},
+};
 
 /// How long one attempt may take, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,9 +161,17 @@ impl Sender {
         Ok(Self { client, allow_private })
     }
 
-    /// POSTs `body` to `url`, signed the Standard Webhooks way with `secret`; `id` is the
-    /// `webhook-id` (the same on every retry of one delivery).
-    pub async fn post(&self, url: &str, secret: &str, id: &str, event_type: &str, body: String) -> Sent {
+    /// POSTs `body` to `url`, signed the Standard Webhooks way with each of `secrets` (one
+    /// signature each, space-separated, as the scheme allows while a secret rotates); `id`
+    /// is the `webhook-id` (the same on every retry of one delivery).
+    pub async fn post(
+        &self,
+        url: &str,
+        secrets: &[String],
+        id: &str,
+        event_type: &str,
+        body: String,
+    ) -> Sent {
         let start = Instant::now();
         let refused = |error: String| Sent { status: None, duration_ms: 0, error: Some(error) };
         let url = match Url::parse(url) {
@@ -171,7 +182,9 @@ impl Sender {
             return refused(format!("URL not allowed: {why}"));
         }
         let timestamp = Timestamp::now().millis() / 1000;
-        let Some(signature) = webhook::sign(secret, id, timestamp, body.as_bytes()) else {
+        let signatures: Option<Vec<String>> =
+            secrets.iter().map(|s| webhook::sign(s, id, timestamp, body.as_bytes())).collect();
+        let Some(signature) = signatures.filter(|s| !s.is_empty()).map(|s| s.join(" ")) else {
             return refused("no valid signing secret".to_owned());
         };
         let result = self
@@ -231,27 +244,100 @@ pub fn body(event: &Event) -> String {
     .to_string()
 }
 
-/// Starts the fan-out and the sender; they stop when the server shuts down.
-pub fn spawn(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    let Some(sender) = state.webhook_sender.clone() else { return Vec::new() };
-    let kick = state.webhook_kick.clone();
-    vec![
-        tokio::spawn(fan_out_loop(state.clone(), kick.clone())),
-        tokio::spawn(send_loop(state.clone(), sender, kick)),
-    ]
-}
-
 /// How long the fan-out lets commits gather after a wake-up before it projects them, in
 /// one write transaction (measured with `agora bench`: see README, Performance).
-const FANOUT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
+const FANOUT_COALESCE: Duration = Duration::from_millis(5);
+
+impl App {
+    /// Projects every event not yet projected into deliveries and notifications, a batch per
+    /// transaction; how many deliveries it made. Stops early when another replica holds the
+    /// cursor.
+    pub async fn fan_out(&self) -> crate::Result<usize> {
+        let mut deliveries = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let Some(done) = projection::fan_out(tx.as_mut(), FANOUT_BATCH, self.now()).await? else {
+                return Ok(deliveries);
+            };
+            if done.events == 0 {
+                return Ok(deliveries);
+            }
+            tx.commit().await?;
+            deliveries += done.deliveries;
+            if (done.events as u64) < FANOUT_BATCH {
+                return Ok(deliveries);
+            }
+        }
+    }
+
+    /// Sends every delivery that is due now, records the outcomes, and repeats until none is
+    /// due (retries wait for their time): the webhook workers run to quiescence, for tests.
+    pub async fn send_due_deliveries(&self) -> crate::Result<Recorded> {
+        let sender = self
+            .0
+            .sender
+            .clone()
+            .ok_or_else(|| crate::Error::Unavailable("webhook client is not running".into()))?;
+        let mut all = Recorded::default();
+        loop {
+            let jobs = self.claim_deliveries(CLAIM_BATCH).await?;
+            if jobs.is_empty() {
+                return Ok(all);
+            }
+            let mut attempts = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                attempts.push(attempt(&sender, job, self.now()).await);
+            }
+            let r = self.record_attempts(&attempts).await?;
+            all.delivered += r.delivered;
+            all.retrying += r.retrying;
+            all.failed += r.failed;
+            all.stale += r.stale;
+            all.endpoints_disabled += r.endpoints_disabled;
+        }
+    }
+
+    async fn claim_deliveries(&self, limit: usize) -> crate::Result<Vec<DeliveryJob>> {
+        let now = self.now();
+        let lease_until = now.plus_millis(i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(30_000));
+        let token = ulid::Ulid::generate().to_string();
+        let mut tx = self.begin().await?;
+        let jobs = tx.claim_deliveries(now, lease_until, &token, limit as u64).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn record_attempts(&self, batch: &[Attempt]) -> crate::Result<Recorded> {
+        let s = self.settings();
+        let mut tx = self.begin().await?;
+        let r =
+            projection::record(tx.as_mut(), batch, &s.webhook_retry, s.webhook_disable_after_ms, self.now())
+                .await?;
+        tx.commit().await?;
+        let m = &self.metrics().webhook_attempts;
+        m.get_or_create(&OutcomeLabels { outcome: "delivered" }).inc_by(r.delivered as u64);
+        m.get_or_create(&OutcomeLabels { outcome: "retrying" }).inc_by(r.retrying as u64);
+        m.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(r.failed as u64);
+        Ok(r)
+    }
+
+    pub(crate) fn sender(&self) -> Option<Arc<Sender>> {
+        self.0.sender.clone()
+    }
+
+    pub(crate) fn webhook_kick(&self) -> Arc<Notify> {
+        self.0.webhook_kick.clone()
+    }
+}
 
 /// Projects new events shortly after they commit (the store's `Events` wake-up, from any
-/// replica on PostgreSQL), and every `worker_interval_ms` in case a wake-up was lost.
-async fn fan_out_loop(state: AppState, kick: Arc<Notify>) {
-    let mut watch = crate::live::LogWatch::new(&state);
+/// replica on PostgreSQL), and every worker interval in case a wake-up was lost.
+pub(crate) async fn fan_out_loop(app: App) {
+    let kick = app.webhook_kick();
+    let mut watch = crate::live::LogWatch::new(&app);
     while watch.moved().await {
         watch.coalesce(FANOUT_COALESCE).await;
-        match fan_out(&state).await {
+        match app.fan_out().await {
             Ok(n) if n > 0 => kick.notify_one(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "webhook fan-out failed; retrying"),
@@ -259,35 +345,16 @@ async fn fan_out_loop(state: AppState, kick: Arc<Notify>) {
     }
 }
 
-/// Projects every event not yet projected, a batch per transaction; how many deliveries
-/// it made. Stops early when another replica holds the cursor.
-pub async fn fan_out(state: &AppState) -> agora_store::Result<usize> {
-    let mut deliveries = 0;
-    loop {
-        let mut tx = state.store.begin().await?;
-        let Some(done) = hooks::fan_out(tx.as_mut(), FANOUT_BATCH, Timestamp::now()).await? else {
-            return Ok(deliveries);
-        };
-        if done.events == 0 {
-            return Ok(deliveries);
-        }
-        tx.commit().await?;
-        deliveries += done.deliveries;
-        if (done.events as u64) < FANOUT_BATCH {
-            return Ok(deliveries);
-        }
-    }
-}
-
 /// Claims due deliveries while it has room, sends each on its own task, and hands the
 /// outcomes to one recorder that writes them in batches.
-async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
-    let mut shutdown = state.dispatcher.shutdown_signal();
-    let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+pub(crate) async fn send_loop(app: App, sender: Arc<Sender>) {
+    let kick = app.webhook_kick();
+    let mut shutdown = app.shutdown_signal();
+    let mut tick = tokio::time::interval(app.settings().worker_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let room = Arc::new(Semaphore::new(CONCURRENCY));
     let (done_tx, done_rx) = mpsc::channel::<Attempt>(CONCURRENCY * 2);
-    let recorder = tokio::spawn(record_loop(state.clone(), done_rx, kick.clone()));
+    let recorder = tokio::spawn(record_loop(app.clone(), done_rx, kick.clone()));
     loop {
         tokio::select! {
             () = kick.notified() => {}
@@ -300,7 +367,7 @@ async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
                 // Every slot is busy; a finishing attempt kicks us again.
                 break;
             }
-            let jobs = match claim(&state, free).await {
+            let jobs = match app.claim_deliveries(free).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook sender cannot claim deliveries; retrying");
@@ -310,9 +377,9 @@ async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
             let full = jobs.len() == free;
             for job in jobs {
                 let Ok(permit) = room.clone().acquire_owned().await else { return };
-                let (sender, done_tx) = (sender.clone(), done_tx.clone());
+                let (sender, done_tx, at) = (sender.clone(), done_tx.clone(), app.now());
                 tokio::spawn(async move {
-                    let attempt = attempt(&sender, job).await;
+                    let attempt = attempt(&sender, job, at).await;
                     let _ = done_tx.send(attempt).await;
                     drop(permit);
                 });
@@ -332,19 +399,8 @@ async fn send_loop(state: AppState, sender: Arc<Sender>, kick: Arc<Notify>) {
     }
 }
 
-async fn claim(state: &AppState, limit: usize) -> agora_store::Result<Vec<DeliveryJob>> {
-    let now = Timestamp::now();
-    let lease_until =
-        Timestamp::from_millis(now.millis() + i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(30_000));
-    let token = ulid::Ulid::generate().to_string();
-    let mut tx = state.store.begin().await?;
-    let jobs = tx.claim_deliveries(now, lease_until, &token, limit as u64).await?;
-    tx.commit().await?;
-    Ok(jobs)
-}
-
-async fn attempt(sender: &Sender, job: DeliveryJob) -> Attempt {
-    let at = Timestamp::now();
+/// One attempt at a claimed delivery, started at `at` (the application's clock).
+async fn attempt(sender: &Sender, job: DeliveryJob, at: Timestamp) -> Attempt {
     if job.url.is_empty() {
         // Its endpoint was turned off after the delivery was made.
         return Attempt {
@@ -357,8 +413,9 @@ async fn attempt(sender: &Sender, job: DeliveryJob) -> Attempt {
             jitter: 0.5,
         };
     }
+    let secrets = webhook::signing_secrets(&job.secret, job.previous_secret.as_ref(), at);
     let sent = sender
-        .post(&job.url, &job.secret, job.delivery.id.as_str(), &job.event.event_type, body(&job.event))
+        .post(&job.url, &secrets, job.delivery.id.as_str(), job.event.event_type.as_str(), body(&job.event))
         .await;
     Attempt {
         job,
@@ -371,19 +428,14 @@ async fn attempt(sender: &Sender, job: DeliveryJob) -> Attempt {
     }
 }
 
-async fn record_loop(state: AppState, mut done: mpsc::Receiver<Attempt>, kick: Arc<Notify>) {
-    let policy = state.config.webhook_policy();
+async fn record_loop(app: App, mut done: mpsc::Receiver<Attempt>, kick: Arc<Notify>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
         if done.recv_many(&mut batch, RECORD_BATCH).await == 0 {
             return;
         }
-        match record(&state, &batch, &policy).await {
+        match app.record_attempts(&batch).await {
             Ok(r) => {
-                let m = &state.metrics.webhook_attempts;
-                m.get_or_create(&OutcomeLabels { outcome: "delivered" }).inc_by(r.delivered as u64);
-                m.get_or_create(&OutcomeLabels { outcome: "retrying" }).inc_by(r.retrying as u64);
-                m.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(r.failed as u64);
                 if r.failed + r.retrying > 0 {
                     tracing::info!(retrying = r.retrying, failed = r.failed, "webhook deliveries failed");
                 }
@@ -396,15 +448,4 @@ async fn record_loop(state: AppState, mut done: mpsc::Receiver<Attempt>, kick: A
         // Slots freed: more due deliveries may be waiting.
         kick.notify_one();
     }
-}
-
-async fn record(
-    state: &AppState,
-    batch: &[Attempt],
-    policy: &hooks::Policy,
-) -> agora_store::Result<hooks::Recorded> {
-    let mut tx = state.store.begin().await?;
-    let r = hooks::record(tx.as_mut(), batch, policy, Timestamp::now()).await?;
-    tx.commit().await?;
-    Ok(r)
 }

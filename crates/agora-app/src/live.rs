@@ -17,7 +17,7 @@ use tokio::sync::{
     mpsc,
 };
 
-use crate::{AppState, dispatch::stopped};
+use crate::{App, Principal, Result, error::Error, inbox::stopped};
 
 /// An event with the accounts that may see it.
 pub type Item = Arc<(Event, Vec<AccountId>)>;
@@ -58,10 +58,10 @@ impl std::fmt::Debug for LogWatch {
 }
 
 impl LogWatch {
-    pub fn new(state: &AppState) -> Self {
-        let mut tick = tokio::time::interval(Duration::from_millis(state.config.worker_interval_ms));
+    pub fn new(app: &App) -> Self {
+        let mut tick = tokio::time::interval(app.settings().worker_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self { wakeups: state.store.wakeups(), tick, shutdown: state.dispatcher.shutdown_signal() }
+        Self { wakeups: app.store().wakeups(), tick, shutdown: app.shutdown_signal() }
     }
 
     /// Waits `window`, then takes every wake-up that arrived meanwhile as read: the commits
@@ -85,7 +85,7 @@ impl LogWatch {
         loop {
             tokio::select! {
                 w = self.wakeups.recv() => match w {
-                    Ok(Wakeup::Agent(_)) => continue,
+                    Ok(Wakeup::Agent(_) | Wakeup::Chores) => continue,
                     Ok(_) | Err(RecvError::Lagged(_)) => return true,
                     Err(RecvError::Closed) => return false,
                 },
@@ -98,12 +98,12 @@ impl LogWatch {
 
 /// Broadcasts each event after position `start` (the log's end when the server started
 /// accepting connections, so no stream can start before it), until shutdown.
-pub async fn run(state: AppState, start: i64) {
-    let mut watch = LogWatch::new(&state);
+pub(crate) async fn run(app: App, start: i64) {
+    let mut watch = LogWatch::new(&app);
     let mut last = start;
     while watch.moved().await {
         loop {
-            let events = match state.store.events_with_audience_after(last, BATCH).await {
+            let events = match app.store().read().events_with_audience_after(last, BATCH).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "live feed cannot read the log; retrying");
@@ -114,7 +114,7 @@ pub async fn run(state: AppState, start: i64) {
             for item in events {
                 last = item.0.seq;
                 // No stream listening is fine.
-                let _ = state.live.0.send(Arc::new(item));
+                let _ = app.0.live.0.send(Arc::new(item));
             }
             if (n as u64) < BATCH {
                 break;
@@ -126,20 +126,38 @@ pub async fn run(state: AppState, start: i64) {
 /// Sends `account`'s events after `cursor` into `out`, in log order, until the receiver
 /// goes away or the server shuts down (whatever it is doing then: catching up, or waiting
 /// on a client that stopped reading), so that streams never hold up a graceful shutdown.
-pub async fn pump(state: AppState, account: AccountId, cursor: i64, out: mpsc::Sender<Event>) {
-    let mut shutdown = state.dispatcher.shutdown_signal();
+async fn pump(app: App, account: AccountId, cursor: i64, out: mpsc::Sender<Event>) {
+    let mut shutdown = app.shutdown_signal();
     tokio::select! {
-        () = forward(&state, &account, cursor, &out) => {}
+        () = forward(&app, &account, cursor, &out) => {}
         () = stopped(&mut shutdown) => {}
     }
 }
 
-async fn forward(state: &AppState, account: &AccountId, mut cursor: i64, out: &mpsc::Sender<Event>) {
-    let mut feed = state.live.subscribe();
+impl App {
+    /// The caller's events after position `resume` (or, without it, from now on), in log
+    /// order, as they commit: nothing lost, nothing repeated. The stream ends when the
+    /// receiver is dropped or the server shuts down.
+    pub async fn event_stream(&self, p: &Principal, resume: Option<i64>) -> Result<mpsc::Receiver<Event>> {
+        let cursor = match resume {
+            Some(n) if n >= 0 => n,
+            Some(_) => {
+                return Err(Error::invalid("Last-Event-ID", "must be a position from an earlier event's id"));
+            }
+            None => self.store().read().last_event_seq().await?,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(pump(self.clone(), p.id().clone(), cursor, tx));
+        Ok(rx)
+    }
+}
+
+async fn forward(app: &App, account: &AccountId, mut cursor: i64, out: &mpsc::Sender<Event>) {
+    let mut feed = app.0.live.subscribe();
     loop {
         // Catch up from the log.
         loop {
-            let events = match state.store.account_events_after(account, cursor, CATCH_UP).await {
+            let events = match app.store().read().account_events_after(account, cursor, CATCH_UP).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "live stream cannot read the log; closing it");

@@ -1,69 +1,61 @@
 //! The work engine (SPEC §1 principles 1–3, §3, §4): creating tasks, claiming them from an
-//! inbox, and applying every command to them — written once over the [`Tx`] interface, so
-//! that HTTP handlers, dialects, MCP and background workers all run the same rules.
+//! inbox, and applying every command to them — the one place a task changes, whichever
+//! frontend or worker asked.
 //!
 //! Each operation, in the caller's transaction:
 //! 1. locks the task (`task_for_update`);
 //! 2. asks the state machine (`agora_core::task::apply`) whether the command is legal and
 //!    what the task becomes — nothing here sets a status by itself;
-//! 3. applies the kind's effects: leases, deadlines, the delivery, and money through
-//!    [`crate::money`] (hold at creation, release on completion, refund on failure);
+//! 3. applies the kind's effects: leases, deadlines, the delivery, its auto-accept timer,
+//!    and money through [`crate::money`] (hold at creation, release on completion, refund on
+//!    failure);
 //! 4. appends the transition's events (with the task's audience: requester and assignee)
 //!    and wakes the assignee's inbox when work is queued for it.
 //!
 //! Commit the transaction to make all of it happen, or drop it to undo all of it.
 
 use agora_core::{
-    AccountId, EventId, MessageId, Timestamp,
+    AccountId, EventId, MessageId, TaskId, Timestamp,
+    event::EventType,
     ledger::TxKind,
-    task::{self, Actor, Command, EventType, TaskKind, TaskSnapshot, TaskStatus},
+    task::{self, Command, Relation, TaskKind, TaskSnapshot, TaskStatus},
     work::{Delivery, ProgressReport, bounty_payout},
 };
+use agora_store::{ChatMessage, Due, NewEvent, Outcome, Reference, Task, TaskMessage, Tx};
 use serde_json::{Value, json};
 
 use crate::{
-    ChatMessage, Due, NewEvent, Outcome, Reference, Refusal, Result, StoreError, Task, TaskMessage, Tx,
+    Settings, access, chores,
+    error::{Error, Refusal, Result},
     money::{self, Why},
 };
 
-/// The operator's settings the engine needs (SPEC §11).
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// How long a claim or progress report holds a leased task.
-    pub lease_ms: i64,
-    /// How long a delivery waits for the requester before the system accepts it.
-    pub auto_accept_ms: i64,
-    pub fee_bps: u32,
-}
-
 /// Who issues a command: an account, or the system (workers).
 #[derive(Debug, Clone, Copy)]
-pub enum Who<'a> {
+pub(crate) enum By<'a> {
     Account(&'a AccountId),
     System,
 }
 
-impl Who<'_> {
-    fn actor_of(&self, task: &Task) -> Actor {
+impl By<'_> {
+    fn relation(&self, task: &Task) -> Relation {
         match self {
-            Who::System => Actor::System,
-            Who::Account(id) if **id == task.requester_id => Actor::Requester,
-            Who::Account(id) if task.assignee_id.as_ref() == Some(*id) => Actor::Assignee,
-            Who::Account(_) => Actor::OtherAccount,
+            By::System => Relation::System,
+            By::Account(id) => access::relation(task, id),
         }
     }
 
     fn account(&self) -> Option<AccountId> {
         match self {
-            Who::Account(id) => Some((*id).clone()),
-            Who::System => None,
+            By::Account(id) => Some((*id).clone()),
+            By::System => None,
         }
     }
 }
 
 /// A command with what it carries.
 #[derive(Debug, Clone)]
-pub enum Act {
+pub(crate) enum Act {
     /// Take a queued task (its assignee) or an open bounty (anyone but its poster).
     Claim,
     Progress(ProgressReport),
@@ -74,6 +66,10 @@ pub enum Act {
     /// Send a delivery back, with optional feedback (kept as a task message).
     RequestRevision(Option<String>),
     Cancel,
+    /// The requester gives up on a revision whose deadline has passed.
+    CancelRevision,
+    /// The requester refuses delivered work whose worker was banned.
+    Reject,
     /// A bounty's poster takes back an overdue claim; the bounty reopens.
     ReleaseClaim,
     LeaseExpired,
@@ -91,9 +87,21 @@ impl Act {
             Act::Accept => Command::Accept,
             Act::RequestRevision(_) => Command::RequestRevision,
             Act::Cancel => Command::Cancel,
+            Act::CancelRevision => Command::CancelRevision,
+            Act::Reject => Command::Reject,
             Act::ReleaseClaim => Command::ReleaseClaim,
             Act::LeaseExpired => Command::LeaseExpired,
             Act::Withdraw => Command::Withdraw,
+        }
+    }
+
+    /// What "cancel" means for `task`: cancelling work nobody has started, or giving up on
+    /// a revision that has a deadline.
+    pub(crate) fn cancel(task: &Task) -> Self {
+        if task.status == TaskStatus::InProgress && task.revision_due_at.is_some() {
+            Act::CancelRevision
+        } else {
+            Act::Cancel
         }
     }
 }
@@ -123,14 +131,15 @@ pub fn is_leased(kind: TaskKind) -> bool {
     matches!(kind, TaskKind::Chat | TaskKind::Service | TaskKind::Step)
 }
 
-fn refused(e: Refusal) -> StoreError {
-    StoreError::Refused(e)
+/// The key of a task's auto-accept timer.
+pub(crate) fn auto_accept_key(task: &TaskId) -> String {
+    format!("auto_accept:{task}")
 }
 
 /// Creates `task` (its status and events come from the state machine's creation rule),
 /// holding `task.price` from the requester first when it has one (`INSUFFICIENT_FUNDS`
 /// otherwise). Queued work wakes its assignee's inbox at commit.
-pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<Task> {
+pub(crate) async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<Task> {
     task.status = task::create_status(task.kind);
     task.created_at = now;
     task.updated_at = now;
@@ -158,63 +167,61 @@ pub async fn create(tx: &mut dyn Tx, mut task: Task, now: Timestamp) -> Result<T
 
 /// Claims the oldest task waiting in `agent`'s inbox, if it holds fewer tasks than it works
 /// on at once (`max_concurrent`). Also records that the agent was seen.
-pub async fn claim_next(
+pub(crate) async fn claim_next(
     tx: &mut dyn Tx,
     agent: &AccountId,
     max_concurrent: u32,
-    settings: &Settings,
+    s: &Settings,
     now: Timestamp,
 ) -> Result<Option<Task>> {
     // Written first: on PostgreSQL it locks the agent's row, so one agent's concurrent
     // polls count and claim one after the other and cannot exceed its limit together.
-    tx.touch_presence(agent, now, false).await?;
+    tx.touch_presence(agent, now, agora_store::Sighting::Poll).await?;
     if tx.in_progress_count(agent).await? >= i64::from(max_concurrent) {
         return Ok(None);
     }
     let Some(task) = tx.next_queued(agent).await? else { return Ok(None) };
-    let done = apply(tx, task, Who::Account(agent), Act::Claim, settings, now).await?;
+    let done = apply(tx, task, By::Account(agent), Act::Claim, s, now).await?;
     Ok(Some(done.task))
 }
 
-/// Applies `act` by `who` to the task `id`. `NotFound` when there is no such task;
-/// `Refusal::Task` with the state machine's reason when the command is not legal.
-pub async fn act(
+/// Applies `act` by `by` to the task `id`. `NOT_FOUND` when there is no such task; the
+/// state machine's refusal when the command is not legal.
+pub(crate) async fn act(
     tx: &mut dyn Tx,
-    id: &agora_core::TaskId,
-    who: Who<'_>,
+    id: &TaskId,
+    by: By<'_>,
     act: Act,
-    settings: &Settings,
+    s: &Settings,
     now: Timestamp,
 ) -> Result<Done> {
-    let task = tx.task_for_update(id).await?.ok_or(StoreError::NotFound)?;
-    apply(tx, task, who, act, settings, now).await
+    let task = tx.task_for_update(id).await?.ok_or(Error::NotFound("task"))?;
+    apply(tx, task, by, act, s, now).await
 }
 
-/// Applies the system's command to a task that fell due (taken with `Tx::due_task`): a
-/// lease that ran out, or an auto-accept.
-pub async fn run_due(
+/// Applies the system's command to a task that fell due (taken with `Tx::due_task`).
+pub(crate) async fn run_due(
     tx: &mut dyn Tx,
     task: Task,
     due: Due,
-    settings: &Settings,
+    s: &Settings,
     now: Timestamp,
 ) -> Result<Done> {
     let act = match due {
         Due::LeaseExpired => Act::LeaseExpired,
-        Due::AutoAccept => Act::Accept,
     };
-    apply(tx, task, Who::System, act, settings, now).await
+    apply(tx, task, By::System, act, s, now).await
 }
 
 /// Bans (`Some(time)`) or unbans (`None`) an account. A ban also withdraws every task the
 /// account holds (SPEC §2: "their claimed tasks fail over"): direct work fails and is
 /// refunded, open-market work reopens, steps requeue. Returns the tasks withdrawn;
-/// `NotFound` when there is no such account.
-pub async fn set_ban(
+/// `NOT_FOUND` when there is no such account.
+pub(crate) async fn set_ban(
     tx: &mut dyn Tx,
     account: &AccountId,
     banned_at: Option<Timestamp>,
-    settings: &Settings,
+    s: &Settings,
     now: Timestamp,
 ) -> Result<Vec<Task>> {
     // Tasks first, the account row last: the order every task command locks them in (a
@@ -222,27 +229,25 @@ pub async fn set_ban(
     let mut withdrawn = Vec::new();
     if banned_at.is_some() {
         for id in tx.held_tasks(account).await? {
-            withdrawn.push(act(tx, &id, Who::System, Act::Withdraw, settings, now).await?.task);
+            withdrawn.push(act(tx, &id, By::System, Act::Withdraw, s, now).await?.task);
         }
     }
     if !tx.set_banned(account, banned_at, now).await? {
-        return Err(StoreError::NotFound);
+        return Err(Error::NotFound("account"));
     }
     Ok(withdrawn)
 }
 
-/// Adds a message to a task from its requester or assignee (`message.received`).
-pub async fn message(
+/// Adds a message to a locked task from its requester or assignee (`message.received`).
+pub(crate) async fn message(
     tx: &mut dyn Tx,
-    id: &agora_core::TaskId,
+    task: &Task,
     author: &AccountId,
     body: String,
     now: Timestamp,
 ) -> Result<TaskMessage> {
-    let task = tx.task_for_update(id).await?.ok_or(StoreError::NotFound)?;
     let snapshot = TaskSnapshot { kind: task.kind, status: task.status };
-    let t = task::apply(&snapshot, Who::Account(author).actor_of(&task), Command::Message)
-        .map_err(|e| refused(Refusal::Task(e)))?;
+    let t = task::apply(&snapshot, access::relation(task, author), Command::Message)?;
     let msg = TaskMessage {
         id: MessageId::generate(),
         task_id: task.id.clone(),
@@ -252,39 +257,39 @@ pub async fn message(
     };
     tx.insert_task_message(&msg).await?;
     for event in t.events {
-        append(tx, &task, event, Some(author), None, json!({ "message_id": msg.id }), now).await?;
+        append(tx, task, event, Some(author), None, json!({ "message_id": msg.id }), now).await?;
     }
     Ok(msg)
 }
 
 /// The one place a command changes a task: see the module docs.
-async fn apply(
+pub(crate) async fn apply(
     tx: &mut dyn Tx,
     mut task: Task,
-    who: Who<'_>,
+    by: By<'_>,
     act: Act,
     s: &Settings,
     now: Timestamp,
 ) -> Result<Done> {
     let snapshot = TaskSnapshot { kind: task.kind, status: task.status };
     let command = act.command();
-    let t = task::apply(&snapshot, who.actor_of(&task), command).map_err(|e| refused(Refusal::Task(e)))?;
+    let t = task::apply(&snapshot, by.relation(&task), command)?;
     let from = task.status;
     task.status = t.status;
     task.updated_at = now;
     if t.sets_assignee {
-        task.assignee_id = who.account();
+        task.assignee_id = by.account();
     }
     let mut moved = Moved::default();
     let mut extra = json!({});
     let lease = now.plus_millis(s.lease_ms);
+    let had_timer = task.auto_accept_at.take().is_some();
     match act {
         Act::Claim => {
             if is_leased(task.kind) {
                 task.lease_expires_at = Some(lease);
-            } else if task.kind == TaskKind::Bounty {
-                let hours = task.details["max_delivery_hours"].as_i64().unwrap_or(24);
-                task.deadline_at = Some(now.plus_seconds(hours.saturating_mul(3600)));
+            } else if let agora_core::work::TaskTerms::Bounty(b) = &task.terms {
+                task.deadline_at = Some(now.plus_seconds(i64::from(b.max_delivery_hours) * 3600));
             }
         }
         Act::Progress(report) => {
@@ -298,6 +303,7 @@ async fn apply(
         Act::Deliver(delivery) => {
             check_delivery(&task, &delivery)?;
             task.lease_expires_at = None;
+            task.revision_due_at = None;
             // The first delivery is what counts for lateness; a redelivery after a
             // revision does not make on-time work late.
             task.delivered_at.get_or_insert(now);
@@ -308,24 +314,36 @@ async fn apply(
                 };
                 close_turn(tx, &task, Some(reply), now).await?;
             } else {
-                task.auto_accept_at = Some(now.plus_millis(s.auto_accept_ms));
+                let at = now.plus_millis(s.auto_accept_ms);
+                task.auto_accept_at = Some(at);
+                chores::schedule(
+                    tx,
+                    chores::Kind::AutoAccept,
+                    Some(auto_accept_key(&task.id)),
+                    json!({ "task_id": task.id }),
+                    at,
+                    now,
+                )
+                .await?;
             }
             task.output = Some(delivery);
         }
         Act::Fail(log) => {
             task.lease_expires_at = None;
-            task.details["error"] = Value::String(log.clone());
+            task.error = Some(log.clone());
             extra = json!({ "error": log });
         }
         Act::Accept => {
-            task.auto_accept_at = None;
-            extra = json!({ "auto": matches!(who, Who::System) });
+            extra = json!({ "auto": matches!(by, By::System) });
         }
         Act::RequestRevision(feedback) => {
-            task.auto_accept_at = None;
             // No lease: the agent learns of the revision from the task's events, not its
             // inbox, so a lease running out would refund finished work and blame the agent.
+            // A deadline instead: once it passes, the requester may give up on it.
             task.lease_expires_at = None;
+            let due = now.plus_millis(s.revision_ms);
+            task.revision_due_at = Some(due);
+            extra = json!({ "revision_due_at": due.to_rfc3339() });
             if let Some(body) = feedback {
                 let msg = TaskMessage {
                     id: MessageId::generate(),
@@ -335,16 +353,36 @@ async fn apply(
                     created_at: now,
                 };
                 tx.insert_task_message(&msg).await?;
-                extra = json!({ "feedback": body, "message_id": msg.id });
+                extra =
+                    json!({ "feedback": body, "message_id": msg.id, "revision_due_at": due.to_rfc3339() });
             }
         }
         Act::Cancel => {}
+        Act::CancelRevision => {
+            let Some(due) = task.revision_due_at else {
+                return Err(Error::internal("a revision cancelled without a deadline"));
+            };
+            if due > now {
+                return Err(Refusal::RevisionNotOverdue { revision_due_at: due.to_rfc3339() }.into());
+            }
+            extra = json!({ "reason": "revision_overdue", "former_assignee_id": task.assignee_id });
+        }
+        Act::Reject => {
+            let assignee = match &task.assignee_id {
+                Some(a) => tx.account(a).await?,
+                None => None,
+            };
+            if !assignee.is_some_and(|a| a.is_banned()) {
+                return Err(Refusal::AssigneeActive.into());
+            }
+            extra = json!({ "reason": "assignee_banned" });
+        }
         Act::ReleaseClaim => {
             if task.delivered_at.is_some() {
-                return Err(refused(Refusal::ClaimDelivered));
+                return Err(Refusal::ClaimHasDelivery.into());
             }
             if task.deadline_at.is_none_or(|d| d > now) {
-                return Err(refused(Refusal::ClaimNotOverdue));
+                return Err(Refusal::ClaimNotOverdue.into());
             }
             extra = json!({ "released_assignee_id": task.assignee_id });
         }
@@ -355,6 +393,13 @@ async fn apply(
         Act::LeaseExpired => {
             task.lease_expires_at = None;
         }
+    }
+    // The auto-accept timer lives only while the task waits for review.
+    if had_timer && task.auto_accept_at.is_none() && !matches!(by, By::System) {
+        tx.cancel_chore(&auto_accept_key(&task.id)).await?;
+    }
+    if t.status != TaskStatus::InProgress {
+        task.revision_due_at = None;
     }
     // A task that reopens (a released, abandoned or withdrawn claim) starts afresh.
     if t.status == TaskStatus::Open {
@@ -373,11 +418,11 @@ async fn apply(
         tx.wake(agent);
     }
     for event in t.events {
-        append(tx, &task, event, who.account().as_ref(), former.as_ref(), extra.clone(), now).await?;
+        append(tx, &task, event, by.account().as_ref(), former.as_ref(), extra.clone(), now).await?;
     }
     // Money and counters follow where the task ended up (after its events, in the log).
     let why = Why {
-        actor_id: who.account(),
+        actor_id: by.account(),
         reference: Some(Reference::new("task", task.id.as_str())),
         reason: None,
     };
@@ -387,7 +432,8 @@ async fn apply(
             if let Some(agent) = &task.assignee_id {
                 tx.count_outcome(agent, Outcome::Completed).await?;
             }
-            if let Some(service) = &task.service_id {
+            // Only paid runs count as paid.
+            if let (Some(service), true) = (&task.service_id, moved.released > 0) {
                 tx.service_paid(service, moved.released).await?;
             }
         }
@@ -396,9 +442,8 @@ async fn apply(
             if task.kind == TaskKind::Chat {
                 close_turn(tx, &task, None, now).await?;
             }
-            if t.status == TaskStatus::Failed
-                && let Some(agent) = &task.assignee_id
-            {
+            let failed_by_worker = t.status == TaskStatus::Failed || command == Command::CancelRevision;
+            if let (true, Some(agent)) = (failed_by_worker, &task.assignee_id) {
                 let outcome =
                     if command == Command::LeaseExpired { Outcome::NoResponse } else { Outcome::Failed };
                 tx.count_outcome(agent, outcome).await?;
@@ -419,20 +464,18 @@ async fn close_turn(tx: &mut dyn Tx, task: &Task, reply: Option<ChatMessage>, no
     }
     chat.messages.extend(reply);
     chat.updated_at = now;
-    tx.update_chat(&chat).await
+    Ok(tx.update_chat(&chat).await?)
 }
 
 /// Checks a delivery against what the task asks for: a chat reply needs text; a task with
-/// an output schema needs output that satisfies it (`Refusal::Invalid` with pointers).
+/// an output schema needs output that satisfies it (422 with pointers).
 fn check_delivery(task: &Task, d: &Delivery) -> Result<()> {
     if task.kind == TaskKind::Chat && d.text.is_none() {
-        return Err(refused(Refusal::Invalid(agora_core::Invalid::field("text", "a chat reply needs text"))));
+        return Err(Error::invalid("text", "a chat reply needs text"));
     }
-    let schema = &task.details["output_schema"];
-    let unconstrained = schema.is_null() || schema.as_object().is_some_and(|o| o.is_empty());
-    if !unconstrained {
+    if let Some(schema) = task.terms.output_schema() {
         let output = d.output.clone().unwrap_or(Value::Null);
-        agora_core::schema::check(schema, &output, "output").map_err(|e| refused(Refusal::Invalid(e)))?;
+        agora_core::schema::check(schema, &output, "output")?;
     }
     Ok(())
 }
@@ -443,16 +486,15 @@ async fn pay_out(tx: &mut dyn Tx, task: &Task, s: &Settings, why: &Why, now: Tim
     let (Some(hold_id), Some(worker)) = (&task.hold_id, &task.assignee_id) else {
         return Ok(Moved::default());
     };
-    let remaining = tx.hold_remaining_for_update(hold_id).await?;
+    let remaining = money::remaining(tx, hold_id).await?;
     if remaining <= 0 {
         return Ok(Moved::default());
     }
     let mut moved = Moved::default();
     let mut pay = remaining;
-    if task.kind == TaskKind::Bounty {
+    if let agora_core::work::TaskTerms::Bounty(b) = &task.terms {
         let late = matches!((task.delivered_at, task.deadline_at), (Some(d), Some(dl)) if d > dl);
-        let penalty = task.details["penalty"].as_i64().unwrap_or(0).min(remaining);
-        let (gross, back) = bounty_payout(remaining, penalty, late);
+        let (gross, back) = bounty_payout(remaining, b.penalty.min(remaining), late);
         if back > 0 {
             money::refund(tx, hold_id, Some(back), TxKind::Penalty, why, now).await?;
             moved.refunded = back;
@@ -471,7 +513,7 @@ async fn pay_out(tx: &mut dyn Tx, task: &Task, s: &Settings, why: &Why, now: Tim
 /// Returns whatever is left in the task's escrow to the requester.
 async fn refund_rest(tx: &mut dyn Tx, task: &Task, why: &Why, now: Timestamp) -> Result<i64> {
     let Some(hold_id) = &task.hold_id else { return Ok(0) };
-    if tx.hold_remaining_for_update(hold_id).await? <= 0 {
+    if money::remaining(tx, hold_id).await? <= 0 {
         return Ok(0);
     }
     let (_, amount) = money::refund(tx, hold_id, None, TxKind::Refund, why, now).await?;
@@ -502,12 +544,13 @@ async fn append(
     audience.extend(also.cloned());
     tx.append_event(&NewEvent {
         id: EventId::generate(),
-        event_type: event.as_str().to_owned(),
+        event_type: event,
         actor_id: actor.cloned(),
         task_id: Some(task.id.to_string()),
         audience,
         payload,
         created_at: now,
     })
-    .await
+    .await?;
+    Ok(())
 }

@@ -1,25 +1,27 @@
-//! The money operations of SPEC §5, written once over the [`Tx`] interface so that every
-//! caller (HTTP handlers, dialects, workers, the CLI) moves money the same way.
+//! The money operations of SPEC §5, written once over the transaction so that every use
+//! case moves money the same way.
 //!
 //! Each operation plans its lines with `agora_core::ledger` (balanced by construction),
-//! writes them with [`Tx::post_ledger`] (which refuses overdrafts atomically) and appends the
+//! writes them with `post_ledger` (which refuses overdrafts atomically) and appends the
 //! event it causes, all in the caller's transaction: commit it, or drop it to undo all.
 //!
 //! Settlements (release, staged release, refund, penalty) draw from a hold first with a
-//! conditional update ([`Tx::draw_hold`]), so two settlement paths racing for one hold —
-//! accept against auto-accept, expiry against delivery — can only take its money once.
+//! conditional update, so two settlement paths racing for one hold — accept against
+//! auto-accept, expiry against delivery — can only take its money once.
 
 use agora_core::{
     AccountId, EventId, HoldId, LedgerTxId, Timestamp,
+    event::EventType,
     ledger::{self, Plan, TxKind},
     money::{Currency, FeeSplit, MoneyError},
 };
+use agora_store::{Hold, NewEvent, NewLedgerTx, Reference, Tx};
 use serde_json::json;
 
-use crate::{Hold, NewEvent, NewLedgerTx, Reference, Refusal, Result, StoreError, Tx};
+use crate::error::{Error, Refusal, Result};
 
 fn planned<T>(r: Result<T, MoneyError>) -> Result<T> {
-    r.map_err(|e| StoreError::Refused(Refusal::InvalidAmount(e.to_string())))
+    r.map_err(|e| Error::invalid("amount", e.to_string()))
 }
 
 /// Who moves money and why: recorded on the ledger transaction and its event.
@@ -38,22 +40,26 @@ async fn post(
     now: Timestamp,
 ) -> Result<LedgerTxId> {
     let id = LedgerTxId::generate();
-    tx.post_ledger(&NewLedgerTx {
-        id: id.clone(),
-        plan,
-        actor_id: why.actor_id.clone(),
-        hold_id: hold_id.cloned(),
-        reference: why.reference.clone(),
-        reason: why.reason.clone(),
-        created_at: now,
-    })
-    .await?;
+    let posted = tx
+        .post_ledger(&NewLedgerTx {
+            id: id.clone(),
+            plan,
+            actor_id: why.actor_id.clone(),
+            hold_id: hold_id.cloned(),
+            reference: why.reference.clone(),
+            reason: why.reason.clone(),
+            created_at: now,
+        })
+        .await?;
+    if !posted {
+        return Err(Refusal::InsufficientFunds.into());
+    }
     Ok(id)
 }
 
 async fn event(
     tx: &mut dyn Tx,
-    event_type: &str,
+    event_type: EventType,
     why: &Why,
     audience: Vec<AccountId>,
     payload: serde_json::Value,
@@ -62,7 +68,7 @@ async fn event(
     let task_id = why.reference.as_ref().filter(|r| r.kind == "task").map(|r| r.id.clone());
     tx.append_event(&NewEvent {
         id: EventId::generate(),
-        event_type: event_type.to_owned(),
+        event_type,
         actor_id: why.actor_id.clone(),
         task_id,
         audience,
@@ -89,7 +95,7 @@ pub async fn top_up(
     let id = post(tx, planned(ledger::top_up(owner, currency, amount))?, None, why, now).await?;
     let payload = json!({ "account_id": owner, "amount": amount, "currency": currency, "ledger_tx_id": id,
         "reference": reference_json(why.reference.as_ref()), "reason": why.reason });
-    event(tx, "payment.topped_up", why, vec![owner.clone()], payload, now).await?;
+    event(tx, EventType::PaymentToppedUp, why, vec![owner.clone()], payload, now).await?;
     Ok(id)
 }
 
@@ -105,12 +111,12 @@ pub async fn adjust(
     let id = post(tx, planned(ledger::adjust(owner, currency, delta))?, None, why, now).await?;
     let payload = json!({ "account_id": owner, "delta": delta, "currency": currency, "ledger_tx_id": id,
         "reason": why.reason });
-    event(tx, "payment.adjusted", why, vec![owner.clone()], payload, now).await?;
+    event(tx, EventType::PaymentAdjusted, why, vec![owner.clone()], payload, now).await?;
     Ok(id)
 }
 
 /// Holds `amount` of `payer`'s available money in escrow for `why.reference` (required).
-/// `Refusal::InsufficientFunds` when the payer's available balance is short.
+/// `INSUFFICIENT_FUNDS` when the payer's available balance is short.
 pub async fn hold(
     tx: &mut dyn Tx,
     payer: &AccountId,
@@ -119,10 +125,7 @@ pub async fn hold(
     why: &Why,
     now: Timestamp,
 ) -> Result<Hold> {
-    let reference = why
-        .reference
-        .clone()
-        .ok_or_else(|| StoreError::Refused(Refusal::InvalidAmount("a hold needs a reference".into())))?;
+    let reference = why.reference.clone().ok_or_else(|| Error::internal("a hold needs a reference"))?;
     let plan = planned(ledger::hold(payer, currency, amount))?;
     let hold = Hold {
         id: HoldId::generate(),
@@ -137,7 +140,7 @@ pub async fn hold(
     let ledger_tx = post(tx, plan, Some(&hold.id), why, now).await?;
     let payload = json!({ "hold_id": hold.id, "payer_id": payer, "amount": amount, "currency": currency,
         "ledger_tx_id": ledger_tx, "reference": reference_json(Some(&hold.reference)) });
-    event(tx, "payment.held", why, vec![payer.clone()], payload, now).await?;
+    event(tx, EventType::PaymentHeld, why, vec![payer.clone()], payload, now).await?;
     Ok(hold)
 }
 
@@ -170,7 +173,8 @@ pub async fn release(
     let payload = json!({ "hold_id": hold_id, "payer_id": hold.payer_id, "worker_id": worker,
         "amount": amount, "fee": split.fee, "net": split.net, "currency": hold.currency,
         "remaining": hold.remaining, "ledger_tx_id": id, "reference": reference_json(Some(&hold.reference)) });
-    event(tx, "payment.released", why, vec![hold.payer_id.clone(), worker.clone()], payload, now).await?;
+    event(tx, EventType::PaymentReleased, why, vec![hold.payer_id.clone(), worker.clone()], payload, now)
+        .await?;
     Ok(Settlement { hold, amount, split, ledger_tx_id: id })
 }
 
@@ -190,8 +194,14 @@ pub async fn refund(
     let payload = json!({ "hold_id": hold_id, "payer_id": hold.payer_id, "amount": amount,
         "currency": hold.currency, "kind": kind.as_str(), "remaining": hold.remaining, "ledger_tx_id": id,
         "reference": reference_json(Some(&hold.reference)) });
-    event(tx, "payment.refunded", why, vec![hold.payer_id.clone()], payload, now).await?;
+    event(tx, EventType::PaymentRefunded, why, vec![hold.payer_id.clone()], payload, now).await?;
     Ok((hold, amount))
+}
+
+/// What is left of a hold, locked against concurrent settlements; an error when there is
+/// no such hold (a task's hold always exists).
+pub async fn remaining(tx: &mut dyn Tx, hold_id: &HoldId) -> Result<i64> {
+    tx.hold_remaining_for_update(hold_id).await?.ok_or_else(|| Error::internal(format!("no hold {hold_id}")))
 }
 
 /// Draws `amount` (or everything left) from a hold; the hold as it is after the draw.
@@ -200,11 +210,13 @@ async fn draw(tx: &mut dyn Tx, hold_id: &HoldId, amount: Option<i64>, now: Times
         Some(a) => a,
         // "Everything left": read it under the same conditional draw, so a concurrent
         // settlement that empties the hold first makes this one fail, not pay zero.
-        None => tx.hold_remaining_for_update(hold_id).await?,
+        None => remaining(tx, hold_id).await?,
     };
     if amount <= 0 {
-        return Err(StoreError::Refused(Refusal::HoldExhausted { remaining: 0 }));
+        return Err(Refusal::AlreadySettled { remaining: 0 }.into());
     }
-    let hold = tx.draw_hold(hold_id, amount, now).await?;
-    Ok((hold, amount))
+    match tx.draw_hold(hold_id, amount, now).await? {
+        Some(hold) => Ok((hold, amount)),
+        None => Err(Refusal::AlreadySettled { remaining: remaining(tx, hold_id).await? }.into()),
+    }
 }

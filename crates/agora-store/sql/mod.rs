@@ -1,0 +1,182 @@
+//! The SQL that SQLite and PostgreSQL share, written once, one file per aggregate.
+//!
+//! This folder is not a module of `agora-store`: each backend crate includes it with
+//! `#[path = "../../agora-store/sql/mod.rs"] mod sql;` and compiles it against its own sqlx
+//! driver. Why a shared source instead of generic code: sqlx code generic over its
+//! `Database` trait needs an `Encode + Decode + Type` bound for every column type on every
+//! function, which buries the SQL; compiled once per backend, the same text gets concrete
+//! types. Every statement here is portable: `$n` parameters, `RETURNING`,
+//! `ON CONFLICT … DO UPDATE … WHERE`, integer millisecond times, JSON as text.
+//!
+//! # What a backend provides
+//!
+//! In its crate root, before including this folder:
+//! - `Db`: its sqlx driver (`sqlx::Sqlite`, `sqlx::Postgres`);
+//! - `BackendStore`: its store type, with a `pool: sqlx::Pool<Db>` field;
+//! - `BACKEND`: its name for logs and `/readyz`;
+//! - `FOR_UPDATE` and `SKIP_LOCKED`: the suffixes that lock a row read for update, or skip
+//!   rows another transaction holds (empty on SQLite, whose write transactions already hold
+//!   the database lock);
+//! - `begin(&pool)`: how it opens a write transaction (`BEGIN IMMEDIATE` on SQLite);
+//! - `Waker`, `waker(&store)`, `before_commit` and `after_commit`: how a transaction's
+//!   wake-ups leave it (`NOTIFY` inside it on PostgreSQL, an in-process broadcast after it
+//!   on SQLite), and `subscribe(&store)`: where the process hears them.
+//!
+//! # How the SQL is organised
+//!
+//! [`Sql`] wraps a [`Source`] of connections: [`Pooled`] (each read on a pooled connection)
+//! or [`InTx`] (an open transaction). Every read trait is implemented once for `Sql<S>` with
+//! any source, so a read is the same code inside and outside a transaction; every write
+//! trait is implemented for `Sql<InTx>` only.
+
+/// Online: seen within the window (`$n` is its start) and not signed off (a heartbeat
+/// ends a sign-off); for queries that join `accounts a`.
+macro_rules! online_since {
+    ($n:literal) => {
+        concat!("(a.last_seen_at >= ", $n, " AND a.offline_at IS NULL)")
+    };
+}
+
+/// The account columns, always selected from `accounts a`.
+macro_rules! account_cols {
+    () => {
+        "a.id, a.kind, a.role, a.name, a.email, a.owner_id, a.description, a.skills, a.model_name, \
+         a.pricing, a.max_concurrent_tasks, a.wallet_address, a.portfolio, a.completed_count, \
+         a.failed_count, a.no_response_count, a.banned_at, a.last_seen_at, a.offline_at, a.created_at, a.updated_at"
+    };
+}
+
+mod accounts;
+mod chores;
+mod events;
+mod idempotency;
+mod ledger;
+mod rows;
+mod services;
+mod tasks;
+mod webhooks;
+
+use agora_core::AccountId;
+use agora_store::{NewEvent, Reads, Result, Store, Tx, Wakeup};
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub(crate) use rows::db_err;
+
+use super::{BACKEND, BackendStore, Db, FOR_UPDATE, Waker, begin};
+use rows::err;
+
+pub(crate) type DbRow = <Db as sqlx::Database>::Row;
+pub(crate) type Conn = <Db as sqlx::Database>::Connection;
+
+/// Where a [`Sql`] runs its statements.
+pub(crate) trait Source: Send {
+    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db>;
+}
+
+/// Statements against a source of connections; see the module docs.
+pub(crate) struct Sql<S>(pub(crate) S);
+
+/// Reads outside a transaction: each statement on a pooled connection.
+pub(crate) struct Pooled(pub(crate) sqlx::Pool<Db>);
+
+impl Source for Pooled {
+    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db> {
+        &self.0
+    }
+}
+
+/// An open write transaction and what it does at commit.
+pub(crate) struct InTx {
+    tx: sqlx::Transaction<'static, Db>,
+    /// Events appended so far; written at commit (see `events::flush`).
+    events: Vec<NewEvent>,
+    /// Inboxes to wake once this transaction commits.
+    wakes: Vec<AccountId>,
+    /// Whether it scheduled background work (chore runners look again after commit).
+    chores: bool,
+    waker: Waker,
+}
+
+impl Source for InTx {
+    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db> {
+        &mut *self.tx
+    }
+}
+
+impl Sql<InTx> {
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.0.tx
+    }
+
+    /// The row with `id` in `from` (a table, perhaps aliased), read for update: locked until
+    /// the transaction ends on PostgreSQL; SQLite's transaction already holds the write lock.
+    /// `cols` and `from` are this crate's constants, never input; the id is bound.
+    async fn locked_by_id<T>(
+        &mut self,
+        cols: &str,
+        from: &str,
+        id: &str,
+        from_row: fn(&DbRow) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let sql = format!("SELECT {cols} FROM {from} WHERE id = $1{FOR_UPDATE}");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.conn()).await.map_err(err)?;
+        row.as_ref().map(from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl Tx for Sql<InTx> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let events = !self.0.events.is_empty();
+        events::flush(&mut self).await?;
+        let mut signals: Vec<Wakeup> = self.0.wakes.drain(..).map(Wakeup::Agent).collect();
+        if events {
+            signals.push(Wakeup::Events);
+        }
+        if self.0.chores {
+            signals.push(Wakeup::Chores);
+        }
+        let InTx { mut tx, waker, .. } = self.0;
+        super::before_commit(&waker, &mut tx, &signals).await?;
+        tx.commit().await.map_err(rows::err)?;
+        super::after_commit(&waker, signals);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for BackendStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(rows::err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        let tx = begin(&self.pool).await.map_err(rows::err)?;
+        Ok(Box::new(Sql(InTx {
+            tx,
+            events: Vec::new(),
+            wakes: Vec::new(),
+            chores: false,
+            waker: super::waker(self),
+        })))
+    }
+
+    fn read(&self) -> Box<dyn Reads> {
+        Box::new(Sql(Pooled(self.pool.clone())))
+    }
+
+    fn wakeups(&self) -> broadcast::Receiver<Wakeup> {
+        super::subscribe(self)
+    }
+}

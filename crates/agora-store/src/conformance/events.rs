@@ -1,0 +1,98 @@
+//! The event log: gap-free positions in commit order, per-task numbers, and nothing of a
+//! rolled-back transaction.
+
+use std::sync::Arc;
+
+use agora_core::{EventId, event::EventType};
+
+use super::now;
+use crate::{NewEvent, Store};
+
+fn event(task: Option<&str>, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        id: EventId::generate(),
+        event_type: EventType::PaymentAdjusted,
+        actor_id: None,
+        task_id: task.map(str::to_owned),
+        audience: vec![],
+        payload,
+        created_at: now(),
+    }
+}
+
+/// Many writers append events concurrently while a reader follows the log by position:
+/// the reader must see every event exactly once, in order, with no position skipped —
+/// the lost-event trap of sequence numbers assigned before commit.
+pub async fn event_log_reader_never_skips(store: Arc<dyn Store>) {
+    let start = store.read().last_event_seq().await.expect("end");
+    let (writers, per_writer) = (16, 25);
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let store = store.clone();
+        set.spawn(async move {
+            for i in 0..per_writer {
+                let mut tx = store.begin().await.expect("begin");
+                tx.append_event(&event(None, serde_json::json!({ "writer": w, "i": i })))
+                    .await
+                    .expect("append");
+                // Other work in the same transaction after the append: the window in which
+                // a later transaction could commit first.
+                tokio::task::yield_now().await;
+                tx.commit().await.expect("commit");
+            }
+        });
+    }
+    let total = writers * per_writer;
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < total {
+        assert!(std::time::Instant::now() < deadline, "reader saw only {} of {total}", seen.len());
+        for e in store.read().events_after(cursor, 50).await.expect("read") {
+            assert_eq!(e.seq, cursor + 1, "positions are gap-free and read in order");
+            cursor = e.seq;
+            seen.push((e.payload["writer"].as_i64(), e.payload["i"].as_i64()));
+        }
+        tokio::task::yield_now().await;
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("writer");
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "every event seen exactly once");
+}
+
+/// Each task's events are numbered 1, 2, 3… in its timeline, across transactions.
+pub async fn task_seqs_count_per_task(store: Arc<dyn Store>) {
+    for round in 0..3 {
+        let mut tx = store.begin().await.expect("begin");
+        for task in ["tsk_seq_a", "tsk_seq_b", "tsk_seq_a"] {
+            tx.append_event(&event(Some(task), serde_json::json!({ "round": round }))).await.expect("append");
+        }
+        tx.append_event(&event(None, serde_json::json!({}))).await.expect("append");
+        tx.commit().await.expect("commit");
+    }
+    let a: Vec<_> =
+        store.read().task_events("tsk_seq_a").await.expect("a").iter().map(|e| e.task_seq).collect();
+    let b: Vec<_> =
+        store.read().task_events("tsk_seq_b").await.expect("b").iter().map(|e| e.task_seq).collect();
+    assert_eq!(a, (1..=6).map(Some).collect::<Vec<_>>());
+    assert_eq!(b, (1..=3).map(Some).collect::<Vec<_>>());
+}
+
+/// Events of a transaction that rolls back never exist; the next commit takes the next
+/// position.
+pub async fn rolled_back_events_never_exist(store: Arc<dyn Store>) {
+    let start = store.read().last_event_seq().await.expect("end");
+    let mut tx = store.begin().await.expect("begin");
+    tx.append_event(&event(Some("tsk_ghost"), serde_json::json!({}))).await.expect("append");
+    drop(tx);
+    let mut tx = store.begin().await.expect("begin");
+    tx.append_event(&event(Some("tsk_real"), serde_json::json!({}))).await.expect("append");
+    tx.commit().await.expect("commit");
+    let after = store.read().events_after(start, 10).await.expect("read");
+    assert_eq!(after.len(), 1);
+    assert_eq!((after[0].seq, after[0].task_id.as_deref()), (start + 1, Some("tsk_real")));
+    assert!(store.read().task_events("tsk_ghost").await.expect("ghost").is_empty());
+}
