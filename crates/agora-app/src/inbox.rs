@@ -50,7 +50,8 @@ impl Dispatcher {
     }
 
     /// Joins `agent`'s waiting room until the guard is dropped (a finished or disconnected
-    /// poll alike: an abandoned request's future is dropped, not finished).
+    /// poll alike: an abandoned request's future is dropped, not finished). The poll counts
+    /// in the waiters gauge once it [waits](Waiting::waits).
     pub fn wait_for(self: &Arc<Self>, agent: &AccountId) -> Waiting {
         let notify = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,8 +61,7 @@ impl Dispatcher {
             room.waiters += 1;
             room.notify.clone()
         };
-        self.gauge.inc();
-        Waiting { dispatcher: self.clone(), agent: agent.clone(), notify }
+        Waiting { dispatcher: self.clone(), agent: agent.clone(), notify, counted: false }
     }
 
     /// Wakes every poll waiting for `agent` on this process.
@@ -127,6 +127,19 @@ pub struct Waiting {
     dispatcher: Arc<Dispatcher>,
     agent: AccountId,
     pub notify: Arc<Notify>,
+    counted: bool,
+}
+
+impl Waiting {
+    /// The poll has looked for work, found none and is about to wait: from now on it counts
+    /// as waiting (`agora_inbox_waiters`). Counting only here means a counted poll has
+    /// recorded its agent as seen, so an agent the gauge counts is online.
+    pub fn waits(&mut self) {
+        if !self.counted {
+            self.counted = true;
+            self.dispatcher.gauge.inc();
+        }
+    }
 }
 
 impl Drop for Waiting {
@@ -138,7 +151,9 @@ impl Drop for Waiting {
                 rooms.remove(&self.agent);
             }
         }
-        self.dispatcher.gauge.dec();
+        if self.counted {
+            self.dispatcher.gauge.dec();
+        }
     }
 }
 
@@ -187,12 +202,13 @@ impl App {
     pub async fn wait_for_task(&self, p: &Principal, wait: Duration) -> Result<Option<Task>> {
         access::require_agent(p)?;
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        let waiting = self.0.inbox.wait_for(p.id());
+        let mut waiting = self.0.inbox.wait_for(p.id());
+        let notify = waiting.notify.clone();
         let mut shutdown = self.shutdown_signal();
         loop {
             // Listen before looking, so that work committed between the look and the wait
             // still wakes this poll.
-            let woken = waiting.notify.notified();
+            let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             if self.is_shut_down() {
@@ -203,6 +219,7 @@ impl App {
             if let Some(task) = Box::pin(self.claim_next(p)).await? {
                 return Ok(Some(task));
             }
+            waiting.waits();
             tokio::select! {
                 () = &mut woken => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(None),

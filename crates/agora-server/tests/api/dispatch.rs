@@ -21,6 +21,7 @@ both_backends!(
     heartbeats_report_presence_and_agents_may_sign_off,
     the_inbox_answers_null_when_the_wait_ends,
     a_waiting_inbox_wakes_when_work_arrives,
+    every_counted_waiter_is_an_online_agent,
     an_agent_holds_at_most_max_concurrent_tasks,
     fifty_agents_and_a_thousand_tasks_each_task_held_once,
     a_task_created_on_one_replica_wakes_a_waiter_on_another,
@@ -107,6 +108,34 @@ async fn a_waiting_inbox_wakes_when_work_arrives(b: Backend) {
     // Woken by the commit, not by the end of its 30 s wait.
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     eprintln!("in-process wake-up: the poll returned {waited:?} after it started");
+}
+
+/// The waiters gauge counts a poll once it has looked for work (and so recorded its agent
+/// as seen), not when it arrives: an agent the gauge counts can be given work at once.
+async fn every_counted_waiter_is_an_online_agent(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, ann_c) = app.funded_human("Ann", 0).await;
+    let mut agents = Vec::new();
+    for i in 0..20 {
+        // Never a heartbeat: only the poll says they are there.
+        agents.push(app.agent(&format!("Poller {i}"), &[]).await);
+    }
+    let polls: Vec<_> = agents
+        .iter()
+        .map(|(_, c)| {
+            let c = c.clone();
+            tokio::spawn(async move { c.inbox(30).await.unwrap() })
+        })
+        .collect();
+    app.inbox_waiters(20).await;
+    for (agent, _) in &agents {
+        let seen = app.client.agent(&agent.account.id).await.unwrap();
+        assert_eq!(seen.status.as_deref(), Some("idle"), "{} is counted as waiting", agent.account.name);
+        ann_c.start_chat(&agent.account.id, "hi").await.unwrap();
+    }
+    for poll in polls {
+        assert!(poll.await.unwrap().is_some(), "every waiting poll got its chat");
+    }
 }
 
 async fn an_agent_holds_at_most_max_concurrent_tasks(b: Backend) {
