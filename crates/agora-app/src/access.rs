@@ -242,6 +242,7 @@ mod tests {
                     price: Some(1),
                     ..Default::default()
                 },
+                agora_core::money::MaxAmount::default(),
             )
             .unwrap(),
             currency: agora_core::money::Currency::from_trusted("PTS".into()),

@@ -225,7 +225,7 @@ impl App {
         if r.password.is_none() && (human || r.email.is_some()) {
             inv.push("password", "is required for a human account, or with an email");
         }
-        let profile = inv.collect("", Profile::default().apply(r.profile));
+        let profile = inv.collect("", Profile::default().apply(r.profile, self.settings().max_amount));
         let (Some(name), Some(profile), true) = (name, profile, inv.0.is_empty()) else {
             return Err(inv.into());
         };
@@ -358,7 +358,7 @@ impl App {
             Some(n) => inv.collect("name", agora_core::account::parse_name(&n)),
             None => Some(current.name.clone()),
         };
-        let profile = inv.collect("", current.profile.apply(input));
+        let profile = inv.collect("", current.profile.apply(input, self.settings().max_amount));
         let (Some(name), Some(profile)) = (name, profile) else { return Err(inv.into()) };
         let now = self.now();
         tx.update_profile(&current.id, &name, &profile, now).await?;
@@ -430,7 +430,7 @@ impl App {
                 None
             }
         };
-        let profile = inv.collect("", Profile::default().apply(input));
+        let profile = inv.collect("", Profile::default().apply(input, self.settings().max_amount));
         let (Some(name), Some(profile)) = (name, profile) else { return Err(inv.into()) };
         let spec = AccountSpec {
             kind: AccountKind::Agent,

@@ -37,7 +37,7 @@ impl App {
     ) -> Result<Uncommitted<Task>> {
         let mut inv = agora_core::Invalid::default();
         let currency = inv.collect("currency", self.settings().currencies.parse(currency.unwrap_or("PTS")));
-        let bounty = inv.collect("", Bounty::parse(b));
+        let bounty = inv.collect("", Bounty::parse(b, self.settings().max_amount));
         let (Some(currency), Some(bounty)) = (currency, bounty) else { return Err(inv.into()) };
         let now = self.now();
         let mut task = Task::new(TaskTerms::Bounty(bounty.terms), p.id(), bounty.title, now);

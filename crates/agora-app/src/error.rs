@@ -26,6 +26,7 @@ pub mod code {
     pub const NOT_A_SESSION: &str = "NOT_A_SESSION";
     pub const CANNOT_BAN_SELF: &str = "CANNOT_BAN_SELF";
     pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
+    pub const BALANCE_OUT_OF_RANGE: &str = "BALANCE_OUT_OF_RANGE";
     pub const QUOTA_EXHAUSTED: &str = "QUOTA_EXHAUSTED";
     pub const ALREADY_SETTLED: &str = "ALREADY_SETTLED";
     pub const DUPLICATE: &str = "DUPLICATE";
@@ -57,6 +58,8 @@ pub enum Refusal {
     CannotBanSelf,
     NotASession,
     InsufficientFunds,
+    /// A balance would grow past what an `i64` of minor units holds.
+    BalanceOutOfRange,
     QuotaExhausted,
     /// The escrow was settled already; what is left of it.
     AlreadySettled {
@@ -101,6 +104,7 @@ impl Refusal {
             Self::CannotBanSelf => CANNOT_BAN_SELF,
             Self::NotASession => NOT_A_SESSION,
             Self::InsufficientFunds => INSUFFICIENT_FUNDS,
+            Self::BalanceOutOfRange => BALANCE_OUT_OF_RANGE,
             Self::QuotaExhausted => QUOTA_EXHAUSTED,
             Self::AlreadySettled { .. } => ALREADY_SETTLED,
             Self::Duplicate => DUPLICATE,
@@ -134,7 +138,8 @@ impl Refusal {
             | Self::Duplicate
             | Self::ChatTurnPending { .. }
             | Self::WebhookDisabled
-            | Self::DeliveryInFlight => ErrorKind::Conflict,
+            | Self::DeliveryInFlight
+            | Self::BalanceOutOfRange => ErrorKind::Conflict,
             Self::CannotBanSelf
             | Self::NotASession
             | Self::ClaimNotOverdue
@@ -161,6 +166,9 @@ impl Refusal {
                 "logout ends a login session; to stop an API key, revoke it with DELETE /api/v1/me/keys/{id}".into()
             }
             Self::InsufficientFunds => "the available balance does not cover this amount".into(),
+            Self::BalanceOutOfRange => {
+                "a balance would grow past the largest amount the ledger holds; nothing was changed".into()
+            }
             Self::QuotaExhausted => {
                 "no brief units are left this month; they renew on the 1st, or can be bought".into()
             }

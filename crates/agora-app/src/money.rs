@@ -15,7 +15,7 @@ use agora_core::{
     ledger::{self, Plan, TxKind},
     money::{Currency, FeeSplit, MoneyError},
 };
-use agora_store::{Hold, NewEvent, NewLedgerTx, Reference, Tx};
+use agora_store::{Hold, NewEvent, NewLedgerTx, Posted, Reference, Tx};
 use serde_json::json;
 
 use crate::error::{Error, Refusal, Result};
@@ -51,10 +51,11 @@ async fn post(
             created_at: now,
         })
         .await?;
-    if !posted {
-        return Err(Refusal::InsufficientFunds.into());
+    match posted {
+        Posted::Done => Ok(id),
+        Posted::Overdrawn => Err(Refusal::InsufficientFunds.into()),
+        Posted::OutOfRange => Err(Refusal::BalanceOutOfRange.into()),
     }
-    Ok(id)
 }
 
 async fn event(

@@ -78,7 +78,7 @@ impl App {
     /// Publishes a service run by the calling agent, or by an agent the principal owns.
     pub async fn publish_service(&self, p: &Principal, new: NewService) -> Result<Uncommitted<ServiceView>> {
         let mut inv = Invalid::default();
-        let terms = inv.collect("", ServiceTerms::apply(None, new.terms));
+        let terms = inv.collect("", ServiceTerms::apply(None, new.terms, self.settings().max_amount));
         let currency = inv
             .collect("currency", self.settings().currencies.parse(new.currency.as_deref().unwrap_or("PTS")));
         let agent_id = match new.agent_id {
@@ -152,7 +152,8 @@ impl App {
     ) -> Result<Uncommitted<ServiceView>> {
         self.edit_service(p, id, |current, app| {
             let mut inv = Invalid::default();
-            let terms = inv.collect("", ServiceTerms::apply(Some(&current.terms), terms));
+            let terms =
+                inv.collect("", ServiceTerms::apply(Some(&current.terms), terms, self.settings().max_amount));
             let currency = match &currency {
                 Some(c) => inv.collect("currency", app.settings().currencies.parse(c)),
                 None => Some(current.currency.clone()),

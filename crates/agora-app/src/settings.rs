@@ -3,7 +3,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use agora_core::{money::Currencies, webhook::RetrySchedule};
+use agora_core::{
+    money::{Currencies, MaxAmount},
+    webhook::RetrySchedule,
+};
 
 use crate::limits::RateSpec;
 
@@ -35,6 +38,8 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// How often background workers look for due work when nothing woke them.
     pub worker_interval: Duration,
+    /// The largest amount one operation may name.
+    pub max_amount: MaxAmount,
 }
 
 impl Default for Settings {
@@ -54,6 +59,7 @@ impl Default for Settings {
             webhook_disable_after_ms: 120 * 3_600_000,
             allow_private_webhooks: false,
             worker_interval: Duration::from_secs(1),
+            max_amount: MaxAmount::default(),
         }
     }
 }

@@ -55,6 +55,7 @@ impl App {
         if amount <= 0 {
             inv.push("amount", "must be a positive whole number of minor units");
         }
+        self.settings().max_amount.check(&mut inv, "amount", amount);
         let why = reason(why, &mut inv);
         let Some(cur) = cur.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };
         self.existing_account(id).await?;
@@ -79,6 +80,8 @@ impl App {
         let cur = inv.collect("currency", self.settings().currencies.parse(currency));
         if delta == 0 || delta == i64::MIN {
             inv.push("amount", "must be a non-zero whole number of minor units");
+        } else {
+            self.settings().max_amount.check(&mut inv, "amount", delta.abs());
         }
         let why = reason(Some(why), &mut inv);
         let Some(cur) = cur.filter(|_| inv.0.is_empty()) else { return Err(inv.into()) };

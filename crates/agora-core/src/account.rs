@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Invalid, Timestamp, validation};
+use crate::{AccountId, Invalid, Timestamp, money::MaxAmount, validation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -223,7 +223,7 @@ pub fn parse_currency(s: &str) -> Result<String, Invalid> {
 
 impl Profile {
     /// Applies `input` to this profile, checking every field; on error nothing is applied.
-    pub fn apply(&self, input: ProfileInput) -> Result<Profile, Invalid> {
+    pub fn apply(&self, input: ProfileInput, max: MaxAmount) -> Result<Profile, Invalid> {
         let mut inv = Invalid::default();
         let mut next = self.clone();
         if let Some(d) = input.description
@@ -257,14 +257,15 @@ impl Profile {
                     None => None,
                     Some(c) => inv.collect("pricing.currency", parse_currency(&c)),
                 },
-                chat_first_message: amount(&mut inv, "pricing.chat_first_message", p.chat_first_message),
+                chat_first_message: amount(&mut inv, "pricing.chat_first_message", p.chat_first_message, max),
                 chat_subsequent_message: amount(
                     &mut inv,
                     "pricing.chat_subsequent_message",
                     p.chat_subsequent_message,
+                    max,
                 ),
-                per_task: amount(&mut inv, "pricing.per_task", p.per_task),
-                hourly: amount(&mut inv, "pricing.hourly", p.hourly),
+                per_task: amount(&mut inv, "pricing.per_task", p.per_task, max),
+                hourly: amount(&mut inv, "pricing.hourly", p.hourly, max),
             };
             let priced = [
                 next.pricing.chat_first_message,
@@ -315,10 +316,14 @@ impl Profile {
     }
 }
 
-fn amount(inv: &mut Invalid, path: &str, v: Option<i64>) -> Option<i64> {
+fn amount(inv: &mut Invalid, path: &str, v: Option<i64>, max: MaxAmount) -> Option<i64> {
     match v {
         Some(a) if a < 0 => {
             inv.push(path, "must not be negative");
+            None
+        }
+        Some(a) if a > max.0 => {
+            max.check(inv, path, a);
             None
         }
         other => other,
@@ -450,7 +455,7 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let err = Profile::default().apply(input).unwrap_err();
+        let err = Profile::default().apply(input, MaxAmount::default()).unwrap_err();
         let paths: Vec<_> = err.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -468,16 +473,19 @@ mod tests {
     fn profile_apply_changes_only_given_fields() {
         let base = Profile { description: "keep".into(), ..Default::default() };
         let next = base
-            .apply(ProfileInput {
-                skills: Some(vec!["Rust".into(), "rust".into(), "sql".into()]),
-                pricing: Some(Pricing {
-                    currency: Some("PTS".into()),
-                    per_task: Some(5),
+            .apply(
+                ProfileInput {
+                    skills: Some(vec!["Rust".into(), "rust".into(), "sql".into()]),
+                    pricing: Some(Pricing {
+                        currency: Some("PTS".into()),
+                        per_task: Some(5),
+                        ..Default::default()
+                    }),
+                    max_concurrent_tasks: Some(3),
                     ..Default::default()
-                }),
-                max_concurrent_tasks: Some(3),
-                ..Default::default()
-            })
+                },
+                MaxAmount::default(),
+            )
             .unwrap();
         assert_eq!(next.description, "keep");
         assert_eq!(next.skills, ["rust", "sql"]);
@@ -488,12 +496,29 @@ mod tests {
     #[test]
     fn a_price_needs_a_currency() {
         let err = Profile::default()
-            .apply(ProfileInput {
-                pricing: Some(Pricing { hourly: Some(10), ..Default::default() }),
-                ..Default::default()
-            })
+            .apply(
+                ProfileInput {
+                    pricing: Some(Pricing { hourly: Some(10), ..Default::default() }),
+                    ..Default::default()
+                },
+                MaxAmount::default(),
+            )
             .unwrap_err();
         assert_eq!(err.0[0].path, "pricing.currency");
+    }
+
+    #[test]
+    fn a_price_above_the_maximum_is_refused() {
+        let pricing =
+            |v| Pricing { currency: Some("PTS".into()), chat_first_message: Some(v), ..Default::default() };
+        let input = |v| ProfileInput { pricing: Some(pricing(v)), ..Default::default() };
+        let max = MaxAmount(1000);
+        assert!(Profile::default().apply(input(1000), max).is_ok());
+        let err = Profile::default().apply(input(1001), max).unwrap_err();
+        assert_eq!(
+            (err.0[0].path.as_str(), err.0[0].message.as_str()),
+            ("pricing.chat_first_message", "must be at most 1000 minor units")
+        );
     }
 
     #[test]

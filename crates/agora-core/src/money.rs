@@ -19,6 +19,28 @@ pub const MAX_BPS: u32 = 10_000;
 /// The largest exponent a currency may have (10^18 still fits an `i64`).
 pub const MAX_EXPONENT: u32 = 18;
 
+/// The largest amount one operation may name (a price, a reward, a top-up), in minor units
+/// of any currency: `AGORA_MAX_AMOUNT`, by default 10^15. It keeps every amount far from
+/// the `i64` edge, so sums of a few amounts cannot overflow; balances are checked again
+/// where they change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAmount(pub i64);
+
+impl Default for MaxAmount {
+    fn default() -> Self {
+        Self(1_000_000_000_000_000)
+    }
+}
+
+impl MaxAmount {
+    /// Records at `path` an amount that is larger than the maximum.
+    pub fn check(self, inv: &mut Invalid, path: &str, amount: i64) {
+        if amount > self.0 {
+            inv.push(path, format!("must be at most {} minor units", self.0));
+        }
+    }
+}
+
 /// A currency code: 2–10 upper-case ASCII letters (`PTS`, `USD`, `USDC`). Whether the
 /// platform knows it is a separate question, answered by [`Currencies`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Invalid, account::Pricing, task::TaskKind, validation};
+use crate::{Invalid, account::Pricing, money::MaxAmount, task::TaskKind, validation};
 
 /// Longest chat message, delivery text or task message (the seeds' 1–100000 characters).
 pub const MAX_TEXT: usize = 100_000;
@@ -218,7 +218,7 @@ pub struct ServiceInput {
 impl ServiceTerms {
     /// Applies `input` over `current` (a new service starts from `None`, where name and
     /// price are required), checking every field and both schemas.
-    pub fn apply(current: Option<&Self>, input: ServiceInput) -> Result<Self, Invalid> {
+    pub fn apply(current: Option<&Self>, input: ServiceInput, max: MaxAmount) -> Result<Self, Invalid> {
         let mut inv = Invalid::default();
         let name = match (input.name, current) {
             (Some(n), _) => inv.collect("name", validation::text(&n, 1, 100)),
@@ -242,6 +242,10 @@ impl ServiceTerms {
             (None, c) => Some(c.map(|c| c.description.clone()).unwrap_or_default()),
         };
         let price = match (input.price, current) {
+            (Some(p), _) if p > max.0 => {
+                max.check(&mut inv, "price", p);
+                None
+            }
             (Some(p), _) if p >= 0 => Some(p),
             (Some(_), _) => {
                 inv.push("price", "must be zero or a positive whole number of minor units");
@@ -316,7 +320,7 @@ pub struct Bounty {
 }
 
 impl Bounty {
-    pub fn parse(b: BountyInput) -> Result<Self, Invalid> {
+    pub fn parse(b: BountyInput, max: MaxAmount) -> Result<Self, Invalid> {
         let mut inv = Invalid::default();
         let title = inv.collect("title", validation::text(&b.title, 1, 20));
         let short = inv.collect("short_description", validation::text(&b.short_description, 1, 200));
@@ -327,6 +331,7 @@ impl Bounty {
         if b.reward <= 0 {
             inv.push("reward_amount", "must be a positive whole number of minor units");
         }
+        max.check(&mut inv, "reward_amount", b.reward);
         let penalty = b.penalty.unwrap_or(0);
         if penalty < 0 || penalty > b.reward.max(0) {
             inv.push("penalty_amount", "must be between 0 and the reward");
@@ -525,24 +530,30 @@ mod tests {
 
     #[test]
     fn bounty_terms_and_late_payout() {
-        let b = Bounty::parse(BountyInput {
-            title: "Translate docs".into(),
-            short_description: "EN to ZH".into(),
-            reward: 500,
-            penalty: Some(100),
-            max_delivery_hours: 24,
-            ..Default::default()
-        })
+        let b = Bounty::parse(
+            BountyInput {
+                title: "Translate docs".into(),
+                short_description: "EN to ZH".into(),
+                reward: 500,
+                penalty: Some(100),
+                max_delivery_hours: 24,
+                ..Default::default()
+            },
+            MaxAmount::default(),
+        )
         .unwrap();
         assert_eq!((b.reward, b.terms.penalty, b.terms.max_delivery_hours), (500, 100, 24));
-        let bad = Bounty::parse(BountyInput {
-            title: "a title much longer than twenty".into(),
-            short_description: String::new(),
-            reward: 0,
-            penalty: Some(5),
-            max_delivery_hours: 0,
-            ..Default::default()
-        })
+        let bad = Bounty::parse(
+            BountyInput {
+                title: "a title much longer than twenty".into(),
+                short_description: String::new(),
+                reward: 0,
+                penalty: Some(5),
+                max_delivery_hours: 0,
+                ..Default::default()
+            },
+            MaxAmount::default(),
+        )
         .unwrap_err();
         let paths: Vec<_> = bad.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -555,20 +566,42 @@ mod tests {
 
     #[test]
     fn service_terms_require_name_and_price_and_valid_schemas() {
-        let err = ServiceTerms::apply(None, ServiceInput::default()).unwrap_err();
+        let max = MaxAmount::default();
+        let err = ServiceTerms::apply(None, ServiceInput::default(), max).unwrap_err();
         let paths: Vec<_> = err.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["name", "price"]);
         let t = ServiceTerms::apply(
             None,
             ServiceInput { name: Some("Images".into()), price: Some(100), ..Default::default() },
+            max,
         )
         .unwrap();
         assert_eq!(t.version, "v1.0.0");
         let bad = ServiceTerms::apply(
             Some(&t),
             ServiceInput { input_schema: Some(json!({"type": 5})), ..Default::default() },
+            max,
         )
         .unwrap_err();
         assert!(bad.0[0].path.starts_with("input_schema"), "{bad}");
+    }
+
+    #[test]
+    fn amounts_above_the_maximum_are_refused() {
+        let max = MaxAmount(1000);
+        let price = |p| ServiceInput { name: Some("Images".into()), price: Some(p), ..Default::default() };
+        assert!(ServiceTerms::apply(None, price(1000), max).is_ok());
+        let err = ServiceTerms::apply(None, price(1001), max).unwrap_err();
+        assert_eq!(err.0[0].path, "price");
+        let bounty = |reward| BountyInput {
+            title: "Translate docs".into(),
+            short_description: "EN to ZH".into(),
+            reward,
+            max_delivery_hours: 24,
+            ..Default::default()
+        };
+        assert!(Bounty::parse(bounty(1000), max).is_ok());
+        let err = Bounty::parse(bounty(i64::MAX), max).unwrap_err();
+        assert_eq!(err.0[0].path, "reward_amount");
     }
 }

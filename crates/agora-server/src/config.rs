@@ -57,6 +57,16 @@ pub struct Config {
     pub webhook_disable_after_hours: f64,
     /// The currency of the AgentFlow dialect's integer point amounts (`/compat/agentflow`).
     pub agentflow_currency: String,
+    /// The largest amount one operation may name (price, reward, top-up), in minor units.
+    pub max_amount: i64,
+    /// A bearer token that may read `/metrics` (besides admins); unset, only admins may.
+    pub metrics_token: Option<String>,
+    /// How long a connection may take to send a request's headers, in seconds.
+    pub header_read_timeout_seconds: u64,
+    /// How long a request's body may take to arrive, in seconds.
+    pub body_read_timeout_seconds: u64,
+    /// The most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -83,6 +93,11 @@ impl Default for Config {
             webhook_retry_schedule: agora_core::webhook::DEFAULT_RETRY_SCHEDULE.to_owned(),
             webhook_disable_after_hours: 120.0,
             agentflow_currency: "PTS".to_owned(),
+            max_amount: agora_core::money::MaxAmount::default().0,
+            metrics_token: None,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -112,6 +127,21 @@ impl Config {
             && (0.0..=8760.0).contains(&self.webhook_disable_after_hours))
         {
             return Err("webhook_disable_after_hours must be 0-8760".to_owned());
+        }
+        if self.max_amount < 1 {
+            return Err("max_amount must be at least 1".to_owned());
+        }
+        if self.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err("metrics_token must be at least 16 characters".to_owned());
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_seconds) {
+            return Err("header_read_timeout_seconds must be 1-3600".to_owned());
+        }
+        if !(1..=3600).contains(&self.body_read_timeout_seconds) {
+            return Err("body_read_timeout_seconds must be 1-3600".to_owned());
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err("max_connections must be 1-1000000".to_owned());
         }
         let table = self.currency_table()?;
         table.parse(&self.agentflow_currency).map_err(|e| format!("agentflow_currency: {e}"))?;
@@ -148,6 +178,7 @@ impl Config {
             webhook_disable_after_ms: hours(self.webhook_disable_after_hours),
             allow_private_webhooks: self.allow_private_webhooks,
             worker_interval: Duration::from_millis(self.worker_interval_ms),
+            max_amount: agora_core::money::MaxAmount(self.max_amount),
         }
     }
 
@@ -278,6 +309,23 @@ webhook_disable_after_hours = 120.0
 # budget_frozen…) under /compat/agentflow (AGORA_AGENTFLOW_CURRENCY).
 agentflow_currency = "PTS"
 
+# The largest amount one operation may name (a price, a reward, a top-up), in minor units
+# of its currency; larger ones are refused with 422 (AGORA_MAX_AMOUNT).
+max_amount = 1000000000000000
+
+# /metrics answers admins, and whoever presents this bearer token (at least 16
+# characters): set it for your Prometheus scraper (AGORA_METRICS_TOKEN).
+# metrics_token = "a long random string"
+
+# Slow or stalled clients: seconds to send a request's headers, and its body
+# (AGORA_HEADER_READ_TIMEOUT_SECONDS, AGORA_BODY_READ_TIMEOUT_SECONDS).
+header_read_timeout_seconds = 10
+body_read_timeout_seconds = 30
+
+# Connections served at once; further ones wait in the listen queue until one closes.
+# Keep it below the process's open-file limit (AGORA_MAX_CONNECTIONS).
+max_connections = 10000
+
 # Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day. This table replaces
 # the defaults, so list every limit you want.
 [rate_limits]
@@ -319,6 +367,11 @@ mod tests {
         assert_eq!(parsed.webhook_retry_schedule, d.webhook_retry_schedule);
         assert_eq!(parsed.webhook_disable_after_hours, d.webhook_disable_after_hours);
         assert_eq!(parsed.agentflow_currency, d.agentflow_currency);
+        assert_eq!(parsed.max_amount, d.max_amount);
+        assert_eq!(parsed.metrics_token, d.metrics_token);
+        assert_eq!(parsed.header_read_timeout_seconds, d.header_read_timeout_seconds);
+        assert_eq!(parsed.body_read_timeout_seconds, d.body_read_timeout_seconds);
+        assert_eq!(parsed.max_connections, d.max_connections);
     }
 
     #[test]

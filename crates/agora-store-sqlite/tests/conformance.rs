@@ -36,3 +36,46 @@ fn ulid_like() -> String {
 }
 
 agora_store::conformance_tests!(fresh);
+
+/// SQLite stores a float in an INTEGER column when asked to (or when integer arithmetic
+/// overflows); migration 0006 makes every money column refuse one.
+#[tokio::test]
+async fn money_columns_refuse_floats() {
+    use sqlx::Connection;
+    let (_store, dir) = fresh().await.expect("store");
+    let url = format!("sqlite://{}", dir.0.join("agora.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+    let insert = |balance: &'static str| {
+        format!(
+            "INSERT INTO ledger_accounts (key, owner_id, currency, bucket, balance) \
+             VALUES ('funding:XTS', NULL, 'XTS', 'funding', {balance})"
+        )
+    };
+    let float = sqlx::query(sqlx::AssertSqlSafe(insert("1.5"))).execute(&mut conn).await;
+    assert!(float.is_err_and(|e| e.to_string().contains("must be an integer")), "a float balance is refused");
+    sqlx::query(sqlx::AssertSqlSafe(insert("9223372036854775807"))).execute(&mut conn).await.expect("insert");
+    let overflow = sqlx::query("UPDATE ledger_accounts SET balance = balance + 1 WHERE key = 'funding:XTS'")
+        .execute(&mut conn)
+        .await;
+    assert!(overflow.is_err(), "an overflowing update is refused, not stored as a float");
+    let (kind,): (String,) =
+        sqlx::query_as("SELECT typeof(balance) FROM ledger_accounts WHERE key = 'funding:XTS'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("read");
+    assert_eq!(kind, "integer");
+    let line = sqlx::query(
+        "INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ('x', 'funding:XTS', 0.25)",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(line.is_err_and(|e| e.to_string().contains("must be an integer")), "a float line is refused");
+    // The other money columns have the same pair of triggers.
+    let (triggers,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_integer_%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("read");
+    assert_eq!(triggers, 12, "balance, line amount, hold amount and remaining, task and service price");
+}

@@ -6,7 +6,7 @@ use agora_core::{
     money::Currency,
 };
 use agora_store::{
-    Balance, Conflict, Hold, LedgerAudit, LedgerReads, LedgerWrites, NewLedgerTx, Page, QuotaBucket,
+    Balance, Conflict, Hold, LedgerAudit, LedgerReads, LedgerWrites, NewLedgerTx, Page, Posted, QuotaBucket,
     QuotaState, Reference, Result, StatementLine, StoreError,
 };
 use async_trait::async_trait;
@@ -303,7 +303,7 @@ impl Sql<InTx> {
 #[async_trait]
 impl LedgerWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
-    async fn post_ledger(&mut self, t: &NewLedgerTx) -> Result<bool> {
+    async fn post_ledger(&mut self, t: &NewLedgerTx) -> Result<Posted> {
         let plan = &t.plan;
         sqlx::query(
             "INSERT INTO ledger_transactions (id, kind, currency, actor_id, hold_id, ref_kind, ref_id, reason, \
@@ -338,21 +338,30 @@ impl LedgerWrites for Sql<InTx> {
                 .await
                 .map_err(err)?;
                 if done.rows_affected() != 1 {
-                    return Ok(false);
+                    return Ok(Posted::Overdrawn);
                 }
             } else {
-                sqlx::query(
+                // A credit, or a funding account's debit: the range check is in the same
+                // statement, written so that it cannot overflow itself (i64::MAX is bound,
+                // since SQLite reads the literal -9223372036854775808 as a float).
+                let done = sqlx::query(
                     "INSERT INTO ledger_accounts (key, owner_id, currency, bucket, balance) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (key) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance",
+                     ON CONFLICT (key) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance \
+                     WHERE (excluded.balance >= 0 AND ledger_accounts.balance <= $6 - excluded.balance) \
+                     OR (excluded.balance < 0 AND ledger_accounts.balance >= (0 - $6) - excluded.balance)",
                 )
                 .bind(&key)
                 .bind(p.account.owner().map(AccountId::as_str))
                 .bind(p.account.currency().as_str())
                 .bind(bucket_name(&p.account))
                 .bind(p.amount)
+                .bind(i64::MAX)
                 .execute(self.conn())
                 .await
                 .map_err(err)?;
+                if done.rows_affected() != 1 || p.amount == i64::MIN {
+                    return Ok(Posted::OutOfRange);
+                }
             }
             sqlx::query("INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ($1, $2, $3)")
                 .bind(t.id.as_str())
@@ -362,7 +371,7 @@ impl LedgerWrites for Sql<InTx> {
                 .await
                 .map_err(err)?;
         }
-        Ok(true)
+        Ok(Posted::Done)
     }
 
     #[instrument(level = "debug", skip_all)]

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             bans_are_visible_to_authentication,
             a_sign_off_holds_until_the_next_heartbeat,
             debits_never_take_a_balance_below_zero,
+            balances_never_leave_the_i64_range,
             a_hold_is_drawn_once,
             quotas_consume_free_then_bonus_then_purchased,
             event_log_reader_never_skips,

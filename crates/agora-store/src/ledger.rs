@@ -155,12 +155,25 @@ pub trait LedgerReads: Send {
     async fn quota(&mut self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState>;
 }
 
+/// What [`LedgerWrites::post_ledger`] did. Anything but `Done` leaves the transaction half
+/// written: it must be dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    Done,
+    /// A debit would take a wallet or revenue account below zero.
+    Overdrawn,
+    /// A balance would leave the range `-i64::MAX ..= i64::MAX` (so `-balance` is never an
+    /// overflow either).
+    OutOfRange,
+}
+
 #[async_trait]
 pub trait LedgerWrites: Send {
-    /// Writes a balanced ledger transaction and updates the cached balances. A debit that
-    /// would take a wallet or revenue account below zero is refused by a conditional update,
-    /// never by reading first: `false`, and the transaction must then be dropped.
-    async fn post_ledger(&mut self, tx: &NewLedgerTx) -> Result<bool>;
+    /// Writes a balanced ledger transaction and updates the cached balances. Every change
+    /// of a balance is one conditional statement, never a read first: a debit that would
+    /// take a wallet or revenue account below zero is `Overdrawn`, and one that would leave
+    /// the `i64` range `OutOfRange`; nothing is stored by an arithmetic overflow.
+    async fn post_ledger(&mut self, tx: &NewLedgerTx) -> Result<Posted>;
     async fn insert_hold(&mut self, hold: &Hold) -> Result<()>;
     /// What is left of a hold, locking it against concurrent settlements until this
     /// transaction ends; `None` when there is no such hold.

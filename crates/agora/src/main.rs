@@ -119,6 +119,15 @@ enum ConfigCommand {
     Example,
 }
 
+/// Sets each named field of the configuration that a flag or variable gave.
+macro_rules! overlay {
+    ($from:ident => $to:ident: $($field:ident),* $(,)?) => {
+        $(if let Some(v) = &$from.$field {
+            $to.$field = v.clone();
+        })*
+    };
+}
+
 /// Every setting; each flag also reads its `AGORA_…` environment variable.
 #[derive(Debug, Args)]
 struct Settings {
@@ -183,6 +192,21 @@ struct Settings {
     /// The currency of the AgentFlow dialect's integer amounts [default: PTS].
     #[arg(long, env = "AGORA_AGENTFLOW_CURRENCY", global = true)]
     agentflow_currency: Option<String>,
+    /// The largest amount one operation may name, in minor units [default: 1000000000000000].
+    #[arg(long, env = "AGORA_MAX_AMOUNT", global = true)]
+    max_amount: Option<i64>,
+    /// A bearer token that may read /metrics besides admins [default: unset, admins only].
+    #[arg(long, env = "AGORA_METRICS_TOKEN", global = true, hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Seconds a connection may take to send a request's headers [default: 10].
+    #[arg(long, env = "AGORA_HEADER_READ_TIMEOUT_SECONDS", global = true)]
+    header_read_timeout_seconds: Option<u64>,
+    /// Seconds a request's body may take to arrive [default: 30].
+    #[arg(long, env = "AGORA_BODY_READ_TIMEOUT_SECONDS", global = true)]
+    body_read_timeout_seconds: Option<u64>,
+    /// Connections served at once; more wait to be accepted [default: 10000].
+    #[arg(long, env = "AGORA_MAX_CONNECTIONS", global = true)]
+    max_connections: Option<usize>,
 }
 
 impl Settings {
@@ -201,60 +225,24 @@ impl Settings {
         if let Some(v) = database_url {
             cfg.database_url = Some(DatabaseUrl(v));
         }
-        if let Some(v) = self.listen {
-            cfg.listen = v;
-        }
-        if let Some(v) = &self.data_dir {
-            cfg.data_dir = v.clone();
-        }
-        if let Some(v) = self.rate_limit_per_minute {
-            cfg.rate_limit_per_minute = v;
-        }
-        if let Some(v) = self.body_limit_bytes {
-            cfg.body_limit_bytes = v;
-        }
-        if let Some(v) = self.access_token_ttl_seconds {
-            cfg.access_token_ttl_seconds = v;
-        }
-        if let Some(v) = self.refresh_token_ttl_seconds {
-            cfg.refresh_token_ttl_seconds = v;
-        }
         if let Some(v) = &self.public_url {
             cfg.public_url = Some(v.clone());
+        }
+        if let Some(v) = &self.metrics_token {
+            cfg.metrics_token = Some(v.clone());
         }
         if let Some(v) = self.log_format.as_deref() {
             cfg.log_format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
         }
-        if let Some(v) = self.platform_fee_bps {
-            cfg.platform_fee_bps = v;
-        }
-        if let Some(v) = self.quota_monthly_free {
-            cfg.quota_monthly_free = v;
-        }
-        if let Some(v) = self.lease_seconds {
-            cfg.lease_seconds = v;
-        }
-        if let Some(v) = self.auto_accept_hours {
-            cfg.auto_accept_hours = v;
-        }
-        if let Some(v) = self.revision_hours {
-            cfg.revision_hours = v;
-        }
-        if let Some(v) = self.worker_interval_ms {
-            cfg.worker_interval_ms = v;
-        }
-        if let Some(v) = self.allow_private_webhooks {
-            cfg.allow_private_webhooks = v;
-        }
-        if let Some(v) = &self.webhook_retry_schedule {
-            cfg.webhook_retry_schedule = v.clone();
-        }
-        if let Some(v) = self.webhook_disable_after_hours {
-            cfg.webhook_disable_after_hours = v;
-        }
-        if let Some(v) = &self.agentflow_currency {
-            cfg.agentflow_currency = v.clone();
-        }
+        // The rest are the same type in both places.
+        overlay!(
+            self => cfg:
+            listen, data_dir, rate_limit_per_minute, body_limit_bytes, access_token_ttl_seconds,
+            refresh_token_ttl_seconds, platform_fee_bps, quota_monthly_free, lease_seconds,
+            auto_accept_hours, revision_hours, worker_interval_ms, allow_private_webhooks,
+            webhook_retry_schedule, webhook_disable_after_hours, agentflow_currency, max_amount,
+            header_read_timeout_seconds, body_read_timeout_seconds, max_connections
+        );
         cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(cfg)
     }

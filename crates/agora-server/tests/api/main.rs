@@ -11,6 +11,7 @@ mod bounties;
 mod chat;
 mod conventions;
 mod dispatch;
+mod hardening;
 mod keys;
 mod live;
 mod money;

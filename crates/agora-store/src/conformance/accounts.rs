@@ -17,12 +17,15 @@ pub async fn accounts_round_trip(shared: Arc<dyn Store>) {
     let store = shared.as_ref();
     let mut a = new_account(AccountKind::Agent, "Round Trip", Some("round@example.com"));
     a.profile = Profile::default()
-        .apply(agora_core::account::ProfileInput {
-            skills: Some(vec!["rust".into(), "sql".into()]),
-            model_name: Some(Some("gpt-x".into())),
-            max_concurrent_tasks: Some(4),
-            ..Default::default()
-        })
+        .apply(
+            agora_core::account::ProfileInput {
+                skills: Some(vec!["rust".into(), "sql".into()]),
+                model_name: Some(Some("gpt-x".into())),
+                max_concurrent_tasks: Some(4),
+                ..Default::default()
+            },
+            agora_core::money::MaxAmount::default(),
+        )
         .expect("profile");
     insert(store, &a).await;
 

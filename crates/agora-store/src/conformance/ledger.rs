@@ -11,13 +11,13 @@ use agora_core::{
 };
 
 use super::{account, now};
-use crate::{Conflict, Hold, NewLedgerTx, QuotaBucket, Reference, Store, StoreError, Tx};
+use crate::{Conflict, Hold, NewLedgerTx, Posted, QuotaBucket, Reference, Store, StoreError, Tx};
 
 fn pts() -> Currency {
     Currency::parse("PTS").expect("currency")
 }
 
-async fn post(tx: &mut dyn Tx, plan: Plan, hold: Option<&HoldId>) -> bool {
+async fn post(tx: &mut dyn Tx, plan: Plan, hold: Option<&HoldId>) -> Posted {
     tx.post_ledger(&NewLedgerTx {
         id: LedgerTxId::generate(),
         plan,
@@ -33,7 +33,10 @@ async fn post(tx: &mut dyn Tx, plan: Plan, hold: Option<&HoldId>) -> bool {
 
 async fn fund(store: &dyn Store, owner: &AccountId, amount: i64) {
     let mut tx = store.begin().await.expect("begin");
-    assert!(post(tx.as_mut(), ledger::top_up(owner, &pts(), amount).expect("plan"), None).await);
+    assert_eq!(
+        post(tx.as_mut(), ledger::top_up(owner, &pts(), amount).expect("plan"), None).await,
+        Posted::Done
+    );
     tx.commit().await.expect("commit");
 }
 
@@ -52,7 +55,9 @@ pub async fn debits_never_take_a_balance_below_zero(store: Arc<dyn Store>) {
         let (store, payer) = (store.clone(), payer.clone());
         set.spawn(async move {
             let mut tx = store.begin().await.expect("begin");
-            let ok = post(tx.as_mut(), ledger::hold(&payer, &pts(), 7).expect("plan"), None).await;
+            let posted = post(tx.as_mut(), ledger::hold(&payer, &pts(), 7).expect("plan"), None).await;
+            let ok = posted == Posted::Done;
+            assert!(ok || posted == Posted::Overdrawn, "{posted:?}");
             if ok {
                 tx.commit().await.expect("commit");
             }
@@ -69,6 +74,35 @@ pub async fn debits_never_take_a_balance_below_zero(store: Arc<dyn Store>) {
     // The refused debit wrote nothing once its transaction was dropped.
     let lines = store.read().statement(&payer, 0, 1000).await.expect("statement");
     assert_eq!(lines.total, 1 + 2 * 142);
+}
+
+/// Balances stay within `-i64::MAX ..= i64::MAX`: a credit or a funding debit that would
+/// leave the range is refused before any arithmetic overflows (on SQLite an overflowing
+/// integer turns into a float), and the audit still reads the ledger.
+pub async fn balances_never_leave_the_i64_range(store: Arc<dyn Store>) {
+    let rich = account(store.as_ref(), AccountKind::Human, "Rich").await;
+    fund(store.as_ref(), &rich, i64::MAX).await;
+    let mut tx = store.begin().await.expect("begin");
+    let one_more = post(tx.as_mut(), ledger::top_up(&rich, &pts(), 1).expect("plan"), None).await;
+    assert_eq!(one_more, Posted::OutOfRange, "the wallet would pass i64::MAX");
+    drop(tx);
+    // The funding account is at -i64::MAX now: another account's top-up would take it past.
+    let other = account(store.as_ref(), AccountKind::Human, "Other").await;
+    let mut tx = store.begin().await.expect("begin");
+    let funding = post(tx.as_mut(), ledger::top_up(&other, &pts(), 1).expect("plan"), None).await;
+    assert_eq!(funding, Posted::OutOfRange, "the funding account would pass -i64::MAX");
+    drop(tx);
+    let b = store.read().balance(&rich, &pts()).await.expect("balance");
+    assert_eq!(b.available, i64::MAX);
+    assert_eq!(store.read().balance(&other, &pts()).await.expect("balance").available, 0);
+    let audit = store.read().ledger_audit().await.expect("the audit reads a full ledger");
+    assert!(audit.is_healthy(), "{audit:?}");
+    assert!(
+        audit
+            .totals
+            .iter()
+            .any(|(c, inside, entered)| c == &pts() && *inside == i64::MAX && *entered == i64::MAX)
+    );
 }
 
 /// Twenty draws race for one hold's whole remainder: one gets it, the rest find nothing.
