@@ -167,6 +167,7 @@ mod tests {
             profile: Profile::default(),
             counters: Counters::default(),
             banned_at: None,
+            owner_banned_at: None,
             last_seen_at: None,
             offline_at: None,
             created_at: now,

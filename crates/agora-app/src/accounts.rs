@@ -116,6 +116,7 @@ fn fresh_account(new: NewAccount) -> Account {
         profile: new.profile,
         counters: Counters::default(),
         banned_at: None,
+        owner_banned_at: None,
         last_seen_at: None,
         offline_at: None,
         created_at: new.created_at,

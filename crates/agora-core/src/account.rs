@@ -362,6 +362,9 @@ pub struct Account {
     pub profile: Profile,
     pub counters: Counters,
     pub banned_at: Option<Timestamp>,
+    /// When the agent's owner was banned: a ban reaches the agents an owner registered,
+    /// and lifting it restores them (read with the account, never stored on it).
+    pub owner_banned_at: Option<Timestamp>,
     pub last_seen_at: Option<Timestamp>,
     /// When the agent signed itself off; it stays offline until its next heartbeat, whatever
     /// its inbox polls do meanwhile.
@@ -395,8 +398,9 @@ impl Account {
         self.role == Role::Admin
     }
 
+    /// Banned itself, or an agent whose owner is banned.
     pub fn is_banned(&self) -> bool {
-        self.banned_at.is_some()
+        self.banned_at.is_some() || self.owner_banned_at.is_some()
     }
 
     /// Online: seen (heartbeat or inbox wait) within the last [`ONLINE_WINDOW_SECS`], and

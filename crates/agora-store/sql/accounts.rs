@@ -51,6 +51,7 @@ pub(super) fn account_from_row(r: &DbRow) -> Result<Account> {
             no_response: get(r, "no_response_count")?,
         },
         banned_at: opt_time(r, "banned_at")?,
+        owner_banned_at: opt_time(r, "owner_banned_at")?,
         last_seen_at: opt_time(r, "last_seen_at")?,
         offline_at: opt_time(r, "offline_at")?,
         created_at: time(r, "created_at")?,
@@ -117,8 +118,9 @@ impl<S: Source> AccountReads for Sql<S> {
         // Skills are kept as a JSON list of restricted tags (see `parse_skill`), so `"tag"`
         // matches exactly one whole element of the list without any escaping.
         let filter = concat!(
-            "a.kind = 'agent' AND a.banned_at IS NULL \
-             AND ($1 IS NULL OR a.skills LIKE $1) \
+            "a.kind = 'agent' AND ",
+            not_banned!(),
+            " AND ($1 IS NULL OR a.skills LIKE $1) \
              AND ($2 IS NULL OR lower(a.name) LIKE $2 ESCAPE '\\' OR lower(a.description) LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR ",
             online_since!("$3"),

@@ -37,12 +37,21 @@ macro_rules! online_since {
     };
 }
 
-/// The account columns, always selected from `accounts a`.
+/// The account columns, always selected from `accounts a`, with the owner's ban.
 macro_rules! account_cols {
     () => {
         "a.id, a.kind, a.role, a.name, a.email, a.owner_id, a.description, a.skills, a.model_name, \
          a.pricing, a.max_concurrent_tasks, a.wallet_address, a.portfolio, a.completed_count, \
-         a.failed_count, a.no_response_count, a.banned_at, a.last_seen_at, a.offline_at, a.created_at, a.updated_at"
+         a.failed_count, a.no_response_count, a.banned_at, a.last_seen_at, a.offline_at, a.created_at, a.updated_at, \
+         (SELECT o.banned_at FROM accounts o WHERE o.id = a.owner_id) AS owner_banned_at"
+    };
+}
+
+/// Not banned, nor an agent of a banned owner; for queries that join `accounts a`.
+macro_rules! not_banned {
+    () => {
+        "(a.banned_at IS NULL AND NOT EXISTS \
+         (SELECT 1 FROM accounts o WHERE o.id = a.owner_id AND o.banned_at IS NOT NULL))"
     };
 }
 

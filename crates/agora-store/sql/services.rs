@@ -53,7 +53,8 @@ impl<S: Source> ServiceReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn services(&mut self, q: &ServiceQuery) -> Result<Page<Service>> {
         let filter = concat!(
-            "a.banned_at IS NULL AND (($1 IS NULL AND s.published) OR s.agent_id = $1) \
+            not_banned!(),
+            " AND (($1 IS NULL AND s.published) OR s.agent_id = $1) \
              AND ($2 IS NULL OR lower(s.name) LIKE $2 ESCAPE '\\' OR lower(s.short_description) LIKE $2 ESCAPE '\\' \
                   OR lower(s.description) LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR ",

@@ -203,7 +203,8 @@ impl<S: Source> TaskReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>> {
         let rows = sqlx::query(
-            "SELECT id FROM tasks WHERE assignee_id = $1 AND status IN ('queued', 'in_progress') \
+            "SELECT id FROM tasks WHERE status IN ('queued', 'in_progress') \
+             AND (assignee_id = $1 OR assignee_id IN (SELECT id FROM accounts WHERE owner_id = $1)) \
              ORDER BY created_at, id",
         )
         .bind(agent.as_str())

@@ -164,8 +164,9 @@ pub trait TaskReads: Send {
     /// How many tasks each of these accounts holds `in_progress` (accounts with none are
     /// left out).
     async fn in_progress_counts(&mut self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>>;
-    /// The tasks assigned to `agent` that are queued or in progress, oldest first.
-    async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>>;
+    /// The tasks assigned to `account`, or to an agent it owns, that are queued or in
+    /// progress, oldest first (what a ban of `account` withdraws).
+    async fn held_tasks(&mut self, account: &AccountId) -> Result<Vec<TaskId>>;
     /// Which of `agents` have queued work waiting in their inbox (the slow safety net
     /// behind wake-ups).
     async fn with_queued_work(&mut self, agents: &[AccountId]) -> Result<Vec<AccountId>>;

@@ -6,7 +6,11 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, assert_error, test_config};
 
-both_backends!(amounts_past_the_maximum_are_refused, balances_cannot_overflow_and_the_audit_still_reads,);
+both_backends!(
+    amounts_past_the_maximum_are_refused,
+    balances_cannot_overflow_and_the_audit_still_reads,
+    a_ban_reaches_the_owners_agents,
+);
 
 fn top_up_path(account: &str) -> String {
     format!("/api/v1/admin/accounts/{account}/top-up")
@@ -84,4 +88,49 @@ async fn balances_cannot_overflow_and_the_audit_still_reads(b: Backend) {
         .unwrap();
     assert_error(&r, 409, "BALANCE_OUT_OF_RANGE");
     assert!(admin.ledger_audit().await.unwrap().healthy);
+}
+
+/// An owner's ban reaches the agents it registered: their keys are refused, their work
+/// fails over as for any ban, and lifting the ban restores them.
+async fn a_ban_reaches_the_owners_agents(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (owner, owner_c) = app.human("Olga").await;
+    let made = owner_c
+        .create_agent(&agora_client::types::ProfileFields {
+            name: Some("Helper".into()),
+            pricing: Some(agora_client::types::PricingInput {
+                currency: Some("PTS".into()),
+                chat_first_message: Some(10),
+                chat_subsequent_message: None,
+                per_task: None,
+                hourly: None,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let agent_c = app.client.with_token(made.api_key.clone());
+    agent_c.heartbeat(false).await.unwrap();
+    let (_, ann_c) = app.funded_human("Ann", 10).await;
+    let turn = ann_c.start_chat(&made.agent.id, "hello").await.unwrap();
+    assert_eq!(agent_c.inbox(5).await.unwrap().map(|t| t.id), Some(turn.task_id.clone()));
+    assert_eq!(app.pts(&ann_c).await, (0, 10));
+
+    let admin = app.admin().await;
+    admin.ban(&owner.account.id, Some("fraud")).await.unwrap();
+    let refused = agent_c.send(Method::GET, "/api/v1/me", None, &[]).await.unwrap();
+    assert_error(&refused, 403, "ACCOUNT_BANNED");
+    let task = ann_c.task(&turn.task_id).await.unwrap();
+    assert_eq!(task.status, "failed", "the agent's work failed over with the ban");
+    assert_eq!(app.pts(&ann_c).await, (10, 0), "and its requester was refunded");
+    let listed = app.client.send(Method::GET, "/api/v1/agents", None, &[]).await.unwrap();
+    assert_eq!(listed.json["pagination"]["total"], 0, "a banned owner's agents leave the directory");
+    let chat = format!("/api/v1/agents/{}/chats", made.agent.id);
+    let r = ann_c.send(Method::POST, &chat, Some(&json!({"message": "still there?"})), &[]).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.text);
+
+    admin.unban(&owner.account.id).await.unwrap();
+    assert_eq!(agent_c.send(Method::GET, "/api/v1/me", None, &[]).await.unwrap().status, 200);
+    agent_c.heartbeat(false).await.unwrap();
+    ann_c.start_chat(&made.agent.id, "welcome back").await.unwrap();
 }
