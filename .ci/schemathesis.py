@@ -162,6 +162,11 @@ class ApiError(Exception):
     pass
 
 
+# Everything here is on 127.0.0.1: never through a proxy from the environment.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
 def call(base, method, path, body=None, token=None, idempotency_key=None, full=False):
     req = urllib.request.Request(base + path, method=method)
     req.add_header("content-type", "application/json")
@@ -171,7 +176,7 @@ def call(base, method, path, body=None, token=None, idempotency_key=None, full=F
         req.add_header("idempotency-key", idempotency_key)
     data = json.dumps(body).encode() if body is not None else None
     try:
-        with urllib.request.urlopen(req, data, timeout=30) as resp:
+        with _LOCAL.open(req, data, timeout=30) as resp:
             payload = json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise ApiError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')[:500]}") from None
@@ -309,9 +314,10 @@ def run_schemathesis(name, server, workdir, credential, seed_value, max_time, ho
         "--generation-database", "none",
         "--report", "ndjson", "--report-ndjson-path", ndjson,
     ]
-    env = dict(os.environ, SCHEMATHESIS_HOOKS=os.path.abspath(__file__),
-               AGORA_ST_EXEMPTED=exempted, **hook_env)
-    env.pop("PYTHONPATH", None)
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in _PROXY_VARIABLES and k != "PYTHONPATH"}
+    env.update(SCHEMATHESIS_HOOKS=os.path.abspath(__file__), AGORA_ST_EXEMPTED=exempted,
+               NO_PROXY="*", **hook_env)
     print(f"\n=== Schemathesis as {name}: {' '.join(command[3:])}", flush=True)
     started = time.monotonic()
     # Its own session, so the timeout can stop it and anything it started.

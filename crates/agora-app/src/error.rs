@@ -42,6 +42,7 @@ pub mod code {
     pub const WEBHOOK_URL_NOT_ALLOWED: &str = "WEBHOOK_URL_NOT_ALLOWED";
     pub const WEBHOOK_DISABLED: &str = "WEBHOOK_DISABLED";
     pub const DELIVERY_IN_FLIGHT: &str = "DELIVERY_IN_FLIGHT";
+    pub const PING_NOT_REDELIVERED: &str = "PING_NOT_REDELIVERED";
 }
 
 /// Why a use case refused a well-formed request.
@@ -89,6 +90,8 @@ pub enum Refusal {
     },
     WebhookDisabled,
     DeliveryInFlight,
+    /// A ping is sent once; another is a new ping.
+    PingNotRedelivered,
 }
 
 impl Refusal {
@@ -120,6 +123,7 @@ impl Refusal {
             Self::WebhookUrlNotAllowed { .. } => WEBHOOK_URL_NOT_ALLOWED,
             Self::WebhookDisabled => WEBHOOK_DISABLED,
             Self::DeliveryInFlight => DELIVERY_IN_FLIGHT,
+            Self::PingNotRedelivered => PING_NOT_REDELIVERED,
         }
     }
 
@@ -145,7 +149,8 @@ impl Refusal {
             | Self::ClaimNotOverdue
             | Self::ClaimHasDelivery
             | Self::RevisionNotOverdue { .. }
-            | Self::AssigneeActive => ErrorKind::BadRequest,
+            | Self::AssigneeActive
+            | Self::PingNotRedelivered => ErrorKind::BadRequest,
             Self::InsufficientFunds | Self::QuotaExhausted => ErrorKind::PaymentRequired,
             Self::AgentOffline | Self::ServiceOffline => ErrorKind::Unavailable,
             Self::WebhookUrlNotAllowed { .. } => ErrorKind::Invalid,
@@ -194,6 +199,7 @@ impl Refusal {
                 "the webhook endpoint is disabled; enable it (PATCH active: true) before redelivering".into()
             }
             Self::DeliveryInFlight => "an attempt at this delivery is in flight; redeliver once it has finished".into(),
+            Self::PingNotRedelivered => "a ping is sent once; send another with POST /webhooks/{id}/ping".into(),
         }
     }
 

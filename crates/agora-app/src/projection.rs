@@ -93,7 +93,7 @@ fn new_delivery(
         endpoint_id: endpoint,
         account_id: owner.clone(),
         url,
-        event_seq: event.seq,
+        event_seq: Some(event.seq),
         event_id: event.id.clone(),
         event_type: event.event_type,
         task_id: event.task_id.clone(),

@@ -3,7 +3,9 @@
 //! deliveries are not found.
 
 use agora_core::{
-    DeliveryId, EventId, Invalid, WebhookId, credential, validation,
+    DeliveryId, EventId, Invalid, WebhookId, credential,
+    event::EventType,
+    validation,
     webhook::{self, MAX_ENDPOINTS, parse_event_types},
 };
 use agora_store::{DeliveryAttempt, DeliveryStatus, Page, WebhookDelivery, WebhookEndpoint};
@@ -177,23 +179,58 @@ impl App {
         Ok(self.uncommitted(tx, w))
     }
 
-    /// Sends a signed `webhook.ping` to the endpoint now; what it answered. Not logged as a
-    /// delivery and not retried.
-    pub async fn ping_webhook(&self, p: &Principal, id: &WebhookId) -> Result<Sent> {
+    /// Sends a signed `webhook.ping` to the endpoint now; what it answered, and its entry
+    /// in the endpoint's delivery log (one attempt, never retried).
+    pub async fn ping_webhook(&self, p: &Principal, id: &WebhookId) -> Result<(Sent, DeliveryId)> {
         let w = self.own_endpoint(p, id).await?;
         let sender =
             self.sender().ok_or_else(|| Error::Unavailable("webhook client is not running".into()))?;
+        let (delivery_id, event_id, at) = (DeliveryId::generate(), EventId::generate(), self.now());
         let body = json!({
-            "id": EventId::generate(),
-            "type": "webhook.ping",
-            "created_at": self.now().to_rfc3339(),
+            "id": event_id,
+            "type": EventType::WebhookPing.as_str(),
+            "created_at": at.to_rfc3339(),
             "data": { "webhook_id": w.id },
         });
         let previous = w.previous_secret.clone().zip(w.previous_secret_until);
-        let secrets = webhook::signing_secrets(&w.secret, previous.as_ref(), self.now());
-        Ok(sender
-            .post(&w.url, &secrets, DeliveryId::generate().as_str(), "webhook.ping", body.to_string())
-            .await)
+        let secrets = webhook::signing_secrets(&w.secret, previous.as_ref(), at);
+        let sent = sender
+            .post(&w.url, &secrets, delivery_id.as_str(), EventType::WebhookPing.as_str(), body.to_string())
+            .await;
+        let done = self.now();
+        let status_code = sent.status.map(i64::from);
+        let log = WebhookDelivery {
+            id: delivery_id.clone(),
+            endpoint_id: Some(w.id.clone()),
+            account_id: w.account_id.clone(),
+            url: None,
+            event_seq: None,
+            event_id,
+            event_type: EventType::WebhookPing,
+            task_id: None,
+            status: if sent.delivered() { DeliveryStatus::Delivered } else { DeliveryStatus::Failed },
+            attempts: 1,
+            round_attempts: 1,
+            next_attempt_at: done,
+            last_status_code: status_code,
+            last_error: sent.error.clone(),
+            last_attempt_at: Some(at),
+            delivered_at: sent.delivered().then_some(done),
+            created_at: at,
+        };
+        let attempt = DeliveryAttempt {
+            delivery_id: delivery_id.clone(),
+            attempt: 1,
+            at,
+            status_code,
+            duration_ms: sent.duration_ms,
+            error: sent.error.clone(),
+        };
+        let mut tx = self.begin().await?;
+        tx.insert_deliveries(std::slice::from_ref(&log)).await?;
+        tx.insert_attempt(&attempt).await?;
+        self.uncommitted(tx, ()).commit().await?;
+        Ok((sent, delivery_id))
     }
 
     /// Replaces the endpoint's signing secret. The new one (in the value, shown this once)
@@ -252,6 +289,9 @@ impl App {
             .filter(|d| access::owns_delivery(d, p.id()))
             .ok_or(Error::NotFound("delivery"))?;
         let now = self.now();
+        if delivery.event_seq.is_none() {
+            return Err(Refusal::PingNotRedelivered.into());
+        }
         let mut tx = self.begin().await?;
         projection::redeliver(tx.as_mut(), p.id(), &delivery, now).await?;
         let current = tx.delivery(id).await?.ok_or(Error::NotFound("delivery"))?;

@@ -938,6 +938,8 @@ pub struct DeliveryListQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PingResult {
+    /// The ping's entry in the endpoint's delivery log (`dlv_…`).
+    pub delivery_id: String,
     /// True when the endpoint answered 2xx.
     pub delivered: bool,
     pub status_code: Option<i64>,

@@ -43,10 +43,13 @@ pub enum EventType {
     DisputeOpened,
     DisputeResolved,
     WebhookDisabled,
+    /// A test delivery (`POST /webhooks/{id}/ping`), sent to one endpoint and kept in its
+    /// delivery log; never an entry of the event log.
+    WebhookPing,
 }
 
 impl EventType {
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 33] = [
         Self::TaskCreated,
         Self::TaskMatched,
         Self::TaskAssigned,
@@ -79,6 +82,7 @@ impl EventType {
         Self::DisputeOpened,
         Self::DisputeResolved,
         Self::WebhookDisabled,
+        Self::WebhookPing,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -115,6 +119,7 @@ impl EventType {
             Self::DisputeOpened => "dispute.opened",
             Self::DisputeResolved => "dispute.resolved",
             Self::WebhookDisabled => "webhook.disabled",
+            Self::WebhookPing => "webhook.ping",
         }
     }
 

@@ -405,6 +405,7 @@ impl WebhookWrites for Sql<InTx> {
         let sql = format!(
             "UPDATE webhook_deliveries SET next_attempt_at = $1, claim_token = $2 WHERE id IN ( \
              SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+             AND event_seq IS NOT NULL \
              ORDER BY next_attempt_at LIMIT $4{SKIP_LOCKED}) RETURNING {}",
             delivery_cols!()
         );
@@ -421,7 +422,7 @@ impl WebhookWrites for Sql<InTx> {
             return Ok(Vec::new());
         }
         // What each needs: its event, and where and how to send it.
-        let seqs: Vec<i64> = deliveries.iter().map(|d| d.event_seq).collect();
+        let seqs: Vec<i64> = deliveries.iter().filter_map(|d| d.event_seq).collect();
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT seq, task_seq, id, type, actor_id, task_id, payload, created_at FROM events WHERE seq IN ({})",
             marks(seqs.len())
@@ -477,8 +478,10 @@ impl WebhookWrites for Sql<InTx> {
         }
         let mut jobs = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            let event =
-                events.get(&d.event_seq).cloned().ok_or_else(|| corrupt("delivery event", d.id.as_str()))?;
+            let event = d
+                .event_seq
+                .and_then(|seq| events.get(&seq).cloned())
+                .ok_or_else(|| corrupt("delivery event", d.id.as_str()))?;
             let (url, secret, previous_secret) = match &d.endpoint_id {
                 Some(e) => targets.get(e.as_str()).cloned().unwrap_or_default(),
                 None => (
@@ -527,6 +530,12 @@ impl WebhookWrites for Sql<InTx> {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        self.insert_attempt(a).await?;
+        Ok(true)
+    }
+
+    #[instrument(level = "debug", skip_all)]
+    async fn insert_attempt(&mut self, a: &DeliveryAttempt) -> Result<()> {
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, error) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -540,7 +549,7 @@ impl WebhookWrites for Sql<InTx> {
         .execute(self.conn())
         .await
         .map_err(err)?;
-        Ok(true)
+        Ok(())
     }
 
     #[instrument(level = "debug", skip_all)]

@@ -64,7 +64,8 @@ pub struct WebhookDelivery {
     pub account_id: AccountId,
     /// The one-off URL (endpoints' deliveries go to the endpoint's current URL).
     pub url: Option<String>,
-    pub event_seq: i64,
+    /// The event delivered; `None` for a ping, which is no entry of the event log.
+    pub event_seq: Option<i64>,
     pub event_id: EventId,
     pub event_type: EventType,
     pub task_id: Option<String>,
@@ -191,6 +192,8 @@ pub trait WebhookWrites: Send {
         token: &str,
         attempt: &DeliveryAttempt,
     ) -> Result<bool>;
+    /// Logs an attempt made outside a claim (a ping, sent by its request).
+    async fn insert_attempt(&mut self, attempt: &DeliveryAttempt) -> Result<()>;
     /// Starts a delivery again: pending, due at `now`, a fresh round of retries; `false`
     /// (and nothing changed) while a sender holds a live claim on it.
     async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<bool>;

@@ -189,8 +189,8 @@ async fn delete_webhook(
     ok(&view(&w))
 }
 
-/// Send a signed `webhook.ping` to the endpoint now and report what it answered. Not
-/// logged as a delivery and not retried.
+/// Send a signed `webhook.ping` to the endpoint now and report what it answered. The ping
+/// is one attempt, never retried, and appears in the endpoint's delivery log.
 #[utoipa::path(post, path = "/webhooks/{id}/ping", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses(
@@ -202,8 +202,9 @@ async fn ping_webhook(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let sent = state.app.ping_webhook(&p, &webhook_id(&id)?).await?;
+    let (sent, delivery_id) = state.app.ping_webhook(&p, &webhook_id(&id)?).await?;
     ok(&t::PingResult {
+        delivery_id: delivery_id.to_string(),
         delivered: sent.delivered(),
         status_code: sent.status.map(i64::from),
         duration_ms: sent.duration_ms,
@@ -264,6 +265,7 @@ async fn list_deliveries(
     params(("id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses(
         (status = 202, description = "The delivery, pending again", body = Envelope<t::WebhookDelivery>),
+        (status = 400, description = "`PING_NOT_REDELIVERED`: a ping is sent once; ping again instead", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`WEBHOOK_DISABLED`: enable the endpoint first; `DELIVERY_IN_FLIGHT`: an attempt is being made", body = ErrorEnvelope),
     ))]

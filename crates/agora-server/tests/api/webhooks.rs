@@ -194,6 +194,18 @@ async fn deliveries_are_signed_and_verifiable(backend: Backend) {
     let got = receiver.wait_for(3, 5).await;
     assert_eq!(got[2].header("x-agora-event"), "webhook.ping");
     assert!(verify(&rotated.secret, &got[2], &got[2].body));
+    // And it is in the endpoint's delivery log, with its one attempt; it is not redelivered.
+    assert_eq!(got[2].header("webhook-id"), ping.delivery_id);
+    let log = client.webhook_deliveries(&created.webhook.id, "").await.unwrap();
+    let logged = log.iter().find(|d| d.id == ping.delivery_id).expect("the ping is logged");
+    assert_eq!((logged.event_type.as_str(), logged.status.as_str()), ("webhook.ping", "delivered"));
+    assert_eq!((logged.attempts, logged.attempt_log.len(), logged.last_status_code), (1, 1, Some(200)));
+    let again = client
+        .send(Method::POST, &format!("/api/v1/webhooks/deliveries/{}/redeliver", ping.delivery_id), None, &[])
+        .await
+        .unwrap();
+    assert_error(&again, 400, "PING_NOT_REDELIVERED");
+    assert_eq!(app.drain_webhooks().await.delivered, 0, "the ping is never sent again");
 
     // After the overlap only the new secret signs.
     app.advance(std::time::Duration::from_secs(24 * 3600 + 60));

@@ -50,7 +50,7 @@ pub async fn deliveries_are_claimed_once(store: Arc<dyn Store>) {
             endpoint_id: Some(endpoint.id.clone()),
             account_id: owner.clone(),
             url: None,
-            event_seq: event.seq,
+            event_seq: Some(event.seq),
             event_id: event.id.clone(),
             event_type: event.event_type,
             task_id: None,
