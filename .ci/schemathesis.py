@@ -383,12 +383,15 @@ def error_code(body):
 
 # Values that differ from one example to the next, so that one problem is listed once.
 _VARYING = [
-    (re.compile(r"\b(acct|tsk|svc|chat|key|wh|whd|dlv|bty|ntf|req|evt|txn)_[0-9a-z]+\b"), r"\1_…"),
+    (re.compile(r"\b([a-z]{2,5})_[0-9a-zA-Z]{10,}\b"), r"\1_…"),
     (re.compile(r"\b\d{4}-\d\d-\d\dT[0-9:.]+Z\b"), "<time>"),
+    (re.compile(r"^Event #\d+"), "Event #…"),
 ]
 
 
 def normalise(text):
+    """What identifies one problem in a failure message: not the offending value."""
+    text = text.split("\nValue:")[0]
     for pattern, replacement in _VARYING:
         text = pattern.sub(replacement, text)
     return text

@@ -17,6 +17,7 @@ pub mod code {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     pub const EMAIL_TAKEN: &str = "EMAIL_TAKEN";
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";

@@ -78,11 +78,11 @@ pub fn client_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     req_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
 }
 
-fn ip_key(ip: Option<IpAddr>) -> String {
+pub(crate) fn ip_key(ip: Option<IpAddr>) -> String {
     format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -26,9 +26,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self> {
+        let watch = req.extensions().get::<std::sync::Arc<crate::conn::BodyWatch>>().cloned();
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::payload_too_large(state.config.body_limit_bytes)
+            } else if watch.is_some_and(|w| w.timed_out()) {
+                ApiError::request_timeout(state.config.body_read_timeout_seconds)
             } else {
                 ApiError::invalid("", rej.body_text())
             }
@@ -70,6 +73,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|rej| ApiError::invalid("query", rej.body_text()))
+    }
+}
+
+/// A path parameter (an id); one that cannot be read (not UTF-8 once percent-decoded) is
+/// 422 `VALIDATION_ERROR` in the envelope, not axum's plain-text 400.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|rej| ApiError::invalid("path", rej.body_text()))
     }
 }
 

@@ -7,14 +7,16 @@ pub mod api;
 pub mod auth;
 pub mod compat;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod idem;
 pub mod metrics;
 pub mod openapi;
 pub mod vocab;
 
-use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc};
+use std::{future::Future, ops::Deref, sync::Arc};
 
 use agora_app::App;
 use axum::{
@@ -121,7 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::ops::healthz))
         .route("/readyz", get(api::ops::readyz))
         .route("/metrics", get(api::ops::metrics))
-        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi::finish(doc)))
+        .merge(SwaggerUi::new(headers::DOCS_PREFIX).url("/api/openapi.json", openapi::finish(doc)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
@@ -134,6 +136,11 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeUlidRequestId))
+        .layer(from_fn_with_state(
+            std::time::Duration::from_secs(state.config.body_read_timeout_seconds),
+            conn::guard_body,
+        ))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 
@@ -151,14 +158,12 @@ pub async fn serve(
         0
     });
     let workers = app.spawn_workers(log_end);
-    let router = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = conn::ConnLimits {
+        header_read_timeout: std::time::Duration::from_secs(state.config.header_read_timeout_seconds),
+        max_connections: state.config.max_connections,
+    };
     let stopping = app.clone();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.shut_down();
-        })
-        .await;
+    let result = conn::serve(listener, router(state), limits, shutdown, move || stopping.shut_down()).await;
     // Stops the workers if the server ended for another reason.
     app.shut_down();
     for w in workers {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use agora_app::metrics::latency_histogram;
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -48,11 +49,29 @@ impl HttpMetrics {
     }
 }
 
+/// The method as a label: the standard methods by name, anything a client invents as
+/// `other`, so that no request can add a series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|m| *m == method).map_or("other", Method::as_str)
+}
+
 /// Records count and latency by matched route (never the raw path: ids would explode the
-/// label set), and logs the cause of any 5xx, inside the request's span.
+/// label set; every unmatched path is `unmatched`, every invented method `other`), and logs
+/// the cause of any 5xx, inside the request's span.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let path = req
         .extensions()
         .get::<MatchedPath>()

@@ -2,10 +2,7 @@
 
 use agora_client::types::{Account, BanRequest, Envelope, ErrorEnvelope};
 use agora_core::AccountId;
-use axum::{
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{extract::State, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -16,7 +13,7 @@ use crate::{
     AppState,
     auth::AdminAuth,
     error::Result,
-    extract::{ApiJson, ok},
+    extract::{ApiJson, ApiPath, ok},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn ban(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<BanRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
@@ -58,7 +55,7 @@ async fn ban(
 async fn unban(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
     let account = state.app.set_ban(&admin, &id, false).await?.commit().await?;

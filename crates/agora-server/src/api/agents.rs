@@ -6,11 +6,7 @@ use agora_core::{
     account::{self, ONLINE_WINDOW_SECS},
 };
 use agora_store::{AgentQuery, AgentSort};
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -21,7 +17,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
     vocab::Vocabulary,
 };
@@ -103,7 +99,7 @@ async fn list_agents(
         (status = 200, description = "The agent", body = Envelope<Account>),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
-async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+async fn get_agent(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "agent")?;
     let (agent, load) = state.app.agent(&id).await?;
     ok(&views::account_with_load(&agent, Viewer::Public, state.app.now(), Some(load)))

@@ -6,11 +6,7 @@
 use agora_app::BountyFilter;
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{Invalid, TaskId, work::BountyInput};
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, tasks, views};
@@ -18,7 +14,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
 };
 
@@ -102,7 +98,7 @@ async fn list_bounties(
 async fn get_bounty(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "bounty")?;
     ok(&views::task(&state.app.bounty(&p, &id).await?, None, None))
@@ -123,7 +119,7 @@ async fn claim_bounty(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "bounty")?;
     let done = state.app.claim_bounty(&p, &id).await?;
@@ -144,7 +140,7 @@ async fn cancel_bounty(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "bounty")?;
     let done = state.app.cancel_bounty(&p, &id).await?;

@@ -5,15 +5,17 @@
 use agora_app::ChatTurn;
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{AccountId, ChatId};
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
-use crate::{AppState, auth::Auth, error::Result, extract::ApiJson, idem::Idempotency};
+use crate::{
+    AppState,
+    auth::Auth,
+    error::Result,
+    extract::{ApiJson, ApiPath},
+    idem::Idempotency,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(start_chat)).routes(routes!(next_message))
@@ -52,7 +54,7 @@ async fn start_chat(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::ChatRequest>,
 ) -> Result<Response> {
     let agent = path_id(&id, AccountId::parse, "agent")?;
@@ -78,7 +80,7 @@ async fn next_message(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::ChatRequest>,
 ) -> Result<Response> {
     let chat = path_id(&id, ChatId::parse, "chat")?;

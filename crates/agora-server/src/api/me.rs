@@ -4,11 +4,7 @@ use agora_client::types::{
     Account, ApiKey, CreateKeyRequest, CreatedKey, Envelope, ErrorEnvelope, ProfileFields, WebhookSecret,
 };
 use agora_core::ApiKeyId;
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -19,7 +15,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiJson, ok},
+    extract::{ApiJson, ApiPath, ok},
     idem::Idempotency,
 };
 
@@ -97,7 +93,7 @@ async fn create_key(
 async fn revoke_key(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ApiKeyId::parse, "key")?;
     let revoked = state.app.revoke_key(&p, &id).await?.commit().await?;
@@ -118,7 +114,7 @@ async fn rotate_key(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ApiKeyId::parse, "key")?;
     let done = state.app.rotate_key(&p, &id).await?;

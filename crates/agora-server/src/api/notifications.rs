@@ -4,11 +4,7 @@
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::NotificationId;
 use agora_store::Notification;
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
@@ -16,7 +12,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiQuery, PageParams, envelope_json, json_response, ok},
+    extract::{ApiPath, ApiQuery, PageParams, envelope_json, json_response, ok},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,7 +60,11 @@ async fn list_notifications(
         (status = 200, description = "Marked", body = Envelope<t::MarkedRead>),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
-async fn mark_read(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn mark_read(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     let id = path_id(&id, NotificationId::parse, "notification")?;
     let marked = state.app.mark_read(&p, Some(&id)).await?.commit().await?;
     ok(&t::MarkedRead { marked })

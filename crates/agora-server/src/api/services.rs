@@ -7,11 +7,7 @@ use agora_app::{Availability, ServiceSearch, ServiceView, services::NewService};
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{AccountId, Invalid, ServiceId, money::Currency, work::ServiceInput};
 use agora_store::ServiceSort;
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, views};
@@ -19,7 +15,7 @@ use crate::{
     AppState,
     auth::{Auth, MaybeAuth},
     error::{ApiError, Result},
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
     vocab::Vocabulary,
 };
@@ -136,7 +132,7 @@ async fn list_services(
 async fn get_service(
     State(state): State<AppState>,
     MaybeAuth(p): MaybeAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ServiceId::parse, "service")?;
     ok(&view(&state, &state.app.service(p.as_ref(), &id).await?))
@@ -155,7 +151,7 @@ async fn get_service(
 async fn update_service(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::ServiceRequest>,
 ) -> Result<Response> {
     if req.agent_id.is_some() {
@@ -180,7 +176,7 @@ async fn update_service(
 async fn delete_service(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, ServiceId::parse, "service")?;
     let v = state.app.publish(&p, &id, false).await?.commit().await?;
@@ -200,7 +196,11 @@ async fn set_favorite(state: &AppState, p: &agora_app::Principal, raw: &str, on:
         (status = 200, description = "Marked", body = Envelope<t::Favorite>),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]
-async fn favorite(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn favorite(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     set_favorite(&state, &p, &id, true).await
 }
 
@@ -214,7 +214,7 @@ async fn favorite(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<S
 async fn unfavorite(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     set_favorite(&state, &p, &id, false).await
 }
@@ -237,7 +237,7 @@ async fn run_service(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::RunRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, ServiceId::parse, "service")?;

@@ -9,11 +9,7 @@ use agora_core::{
     task::{TaskKind, TaskStatus},
     work::{self as rules, Delivery, DeliveryInput, ProgressReport},
 };
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, views};
@@ -21,7 +17,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
     vocab::Vocabulary,
 };
@@ -137,7 +133,11 @@ async fn list_tasks(
         (status = 200, description = "The task", body = Envelope<t::Task>),
         (status = 404, description = "`NOT_FOUND`: no such task, or not yours", body = ErrorEnvelope),
     ))]
-async fn get_task(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn get_task(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "task")?;
     let d = state.app.task(&p, &id).await?;
     ok(&views::task(&d.task, d.messages.as_deref(), d.timeline.as_deref()))
@@ -157,7 +157,7 @@ async fn progress(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::ProgressRequest>,
 ) -> Result<Response> {
     let report = ProgressReport::parse(req.percent, req.eta_seconds, req.current_step)?;
@@ -178,7 +178,7 @@ async fn post_message(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::MessageRequest>,
 ) -> Result<Response> {
     let body = rules::message_text(&req.body).map_err(|e| e.at("body"))?;
@@ -210,7 +210,7 @@ async fn deliver(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::DeliverRequest>,
 ) -> Result<Response> {
     let delivery = Delivery::parse(DeliveryInput {
@@ -241,7 +241,7 @@ async fn fail(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::FailRequest>,
 ) -> Result<Response> {
     let log = rules::message_text(&req.error).map_err(|e| e.at("error"))?;
@@ -262,7 +262,7 @@ async fn accept(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     command(&state, &p, &idem, &id, TaskCommand::Accept).await
 }
@@ -280,7 +280,7 @@ async fn revision(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::RevisionRequest>,
 ) -> Result<Response> {
     let feedback = req.feedback.map(|f| rules::message_text(&f).map_err(|e| e.at("feedback"))).transpose()?;
@@ -302,7 +302,7 @@ async fn cancel(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     command(&state, &p, &idem, &id, TaskCommand::Cancel).await
 }
@@ -321,7 +321,7 @@ async fn reject(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     command(&state, &p, &idem, &id, TaskCommand::Reject).await
 }

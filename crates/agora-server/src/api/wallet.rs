@@ -4,11 +4,7 @@
 
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::AccountId;
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, views};
@@ -16,7 +12,7 @@ use crate::{
     AppState,
     auth::{AdminAuth, Auth},
     error::Result,
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
 };
 
@@ -93,7 +89,7 @@ async fn top_up(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::TopUpRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
@@ -118,7 +114,7 @@ async fn adjust(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::AdjustRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;
@@ -140,7 +136,7 @@ async fn grant_quota(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::GrantQuotaRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "account")?;

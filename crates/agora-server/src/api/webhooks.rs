@@ -6,11 +6,7 @@ use agora_app::webhooks::{DeliveryLog, EndpointChange, NewEndpoint};
 use agora_client::types::{self as t, Envelope, ErrorEnvelope};
 use agora_core::{DeliveryId, Invalid, Timestamp, WebhookId};
 use agora_store::{DeliveryStatus, WebhookEndpoint};
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
@@ -18,7 +14,7 @@ use crate::{
     AppState,
     auth::Auth,
     error::Result,
-    extract::{ApiJson, ApiQuery, PageParams, ok, page},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, ok, page},
     idem::Idempotency,
     vocab::Vocabulary,
 };
@@ -142,7 +138,7 @@ async fn list_webhooks(State(state): State<AppState>, Auth(p): Auth) -> Result<R
 async fn get_webhook(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     ok(&view(&state.app.webhook(&p, &webhook_id(&id)?).await?))
 }
@@ -160,7 +156,7 @@ async fn get_webhook(
 async fn update_webhook(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<t::WebhookPatch>,
 ) -> Result<Response> {
     let change = EndpointChange {
@@ -183,7 +179,7 @@ async fn update_webhook(
 async fn delete_webhook(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let w = state.app.delete_webhook(&p, &webhook_id(&id)?).await?.commit().await?;
     ok(&view(&w))
@@ -200,7 +196,7 @@ async fn delete_webhook(
 async fn ping_webhook(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let (sent, delivery_id) = state.app.ping_webhook(&p, &webhook_id(&id)?).await?;
     ok(&t::PingResult {
@@ -227,7 +223,7 @@ async fn rotate_secret(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let done = state.app.rotate_webhook_secret(&p, &webhook_id(&id)?).await?;
     idem.commit(done, StatusCode::OK, with_secret).await
@@ -245,7 +241,7 @@ async fn rotate_secret(
 async fn list_deliveries(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<t::DeliveryListQuery>,
 ) -> Result<Response> {
     let id = webhook_id(&id)?;
@@ -269,7 +265,11 @@ async fn list_deliveries(
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`WEBHOOK_DISABLED`: enable the endpoint first; `DELIVERY_IN_FLIGHT`: an attempt is being made", body = ErrorEnvelope),
     ))]
-async fn redeliver(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn redeliver(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     let id = path_id(&id, DeliveryId::parse, "delivery")?;
     let log = state.app.redeliver(&p, &id).await?.commit().await?;
     Ok(crate::extract::json_response(

@@ -19,7 +19,7 @@ use agora_core::{
 use agora_store::{Event, ServiceSort, Task};
 use axum::{
     Router,
-    extract::{FromRequestParts, Path, State},
+    extract::{FromRequestParts, State},
     http::{StatusCode, request::Parts},
     response::Response,
     routing::{get, post},
@@ -33,7 +33,7 @@ use crate::{
     api::{self, path_id},
     auth::Auth,
     error::{ApiError, ErrorInfo, Result},
-    extract::{ApiJson, ApiQuery, PageParams, json_response},
+    extract::{ApiJson, ApiPath, ApiQuery, PageParams, json_response},
     idem::Idempotency,
     vocab::Vocabulary,
 };
@@ -225,7 +225,7 @@ async fn node_pull(State(state): State<AppState>, Node(node): Node) -> Result<Re
 async fn node_task(
     State(state): State<AppState>,
     Node(node): Node,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     task_detail(&state, &node, &id).await
 }
@@ -242,7 +242,7 @@ async fn node_progress(
     State(state): State<AppState>,
     Node(node): Node,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ProgressRequest>,
 ) -> Result<Response> {
     let report = ProgressReport::parse(req.progress_percent, req.progress_eta, req.current_step)
@@ -276,7 +276,7 @@ async fn node_deliver(
     State(state): State<AppState>,
     Node(node): Node,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<DeliverRequest>,
 ) -> Result<Response> {
     let delivery = Delivery::parse(DeliveryInput {
@@ -311,7 +311,7 @@ async fn node_fail(
     State(state): State<AppState>,
     Node(node): Node,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<FailRequest>,
 ) -> Result<Response> {
     let log = message_text(&req.error_log).map_err(|e| e.at("error_log"))?;
@@ -345,7 +345,7 @@ async fn node_accept_request(
     State(state): State<AppState>,
     Node(node): Node,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "bounty")?;
     let done = state.app.claim_bounty(&node, &id).await?;
@@ -394,7 +394,7 @@ async fn list_services(
     success(json!({ "services": items, "pagination": pagination(params, found.total) }))
 }
 
-async fn get_service(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+async fn get_service(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response> {
     let id = path_id(&id, ServiceId::parse, "service")?;
     // A published service priced in points; anything else is 404 here.
     let found = Some(state.app.service(None, &id).await?)
@@ -415,7 +415,7 @@ async fn run_service(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RunRequest>,
 ) -> Result<Response> {
     let id = path_id(&id, ServiceId::parse, "service")?;
@@ -461,7 +461,11 @@ async fn list_tasks(
     success(json!({ "tasks": items, "pagination": pagination(params, found.total) }))
 }
 
-async fn get_task(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn get_task(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response> {
     task_detail(&state, &p, &id).await
 }
 
@@ -481,7 +485,7 @@ async fn accept_task(
     State(state): State<AppState>,
     Auth(p): Auth,
     idem: Idempotency,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let done = state.app.task_command(&p, &task_id(&id)?, TaskCommand::Accept).await?;
     let d = done.value();
@@ -553,7 +557,7 @@ async fn list_requests(
 async fn get_request(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let id = path_id(&id, TaskId::parse, "request")?;
     let found = state.app.bounty(&p, &id).await.map_err(|_| ApiError::not_found("request"))?;

@@ -73,7 +73,7 @@ async fn a_chat_turn_is_held_claimed_answered_and_paid(b: Backend) {
 
     let me = bot_c.me().await.unwrap();
     assert_eq!((me.counters.completed, me.counters.failed, me.counters.no_response), (1, 0, 0));
-    let metrics = app.client.send(Method::GET, "/metrics", None, &[]).await.unwrap().text;
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"agora_platform_revenue_minor_units{currency="PTS"} 10"#), "{metrics}");
     assert!(metrics.contains("agora_dispatch_latency_seconds_count 1"), "{metrics}");
     assert!(metrics.contains("agora_tasks_claimed_total 1"), "{metrics}");

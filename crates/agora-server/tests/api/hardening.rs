@@ -1,8 +1,14 @@
 //! What an outside probe found (issue 20), each as the reproduction that failed before:
 //! money that overflowed, and the other findings below.
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::helpers::{Backend, TestApp, assert_error, test_config};
 
@@ -10,6 +16,12 @@ both_backends!(
     amounts_past_the_maximum_are_refused,
     balances_cannot_overflow_and_the_audit_still_reads,
     a_ban_reaches_the_owners_agents,
+    half_sent_headers_do_not_hold_a_connection,
+    a_body_that_never_arrives_is_408,
+    an_answer_before_the_body_says_connection_close,
+    connections_past_the_cap_wait_their_turn,
+    every_response_carries_the_security_headers,
+    an_unreadable_path_id_is_answered_in_the_envelope,
 );
 
 fn top_up_path(account: &str) -> String {
@@ -133,4 +145,175 @@ async fn a_ban_reaches_the_owners_agents(b: Backend) {
     assert_eq!(agent_c.send(Method::GET, "/api/v1/me", None, &[]).await.unwrap().status, 200);
     agent_c.heartbeat(false).await.unwrap();
     ann_c.start_chat(&made.agent.id, "welcome back").await.unwrap();
+}
+
+/// Reads what the server sends until it closes the connection (or `secs` pass: `None`).
+async fn read_to_close(stream: &mut TcpStream, secs: u64) -> Option<String> {
+    let mut got = Vec::new();
+    let done = tokio::time::timeout(Duration::from_secs(secs), stream.read_to_end(&mut got)).await;
+    done.ok().map(|_| String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Reads one response head and body (by its content-length) without waiting for a close.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+    }
+}
+
+/// Slowloris: headers that never finish are cut off after the header read timeout.
+async fn half_sent_headers_do_not_hold_a_connection(b: Backend) {
+    let config = agora_server::Config { header_read_timeout_seconds: 1, ..test_config() };
+    let app = TestApp::with_config(b, config).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let got = read_to_close(&mut stream, 10).await.expect("the server closed the connection");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    assert!(!got.contains("200 OK"), "{got}");
+    // Whole requests are served as ever.
+    assert_eq!(app.send(None, Method::GET, "/healthz", None).await.status, 200);
+}
+
+/// A body announced and never sent is 408 in the envelope after the body read timeout.
+async fn a_body_that_never_arrives_is_408(b: Backend) {
+    let config = agora_server::Config { body_read_timeout_seconds: 1, ..test_config() };
+    let app = TestApp::with_config(b, config).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{\"account_type\":";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let got = read_response(&mut stream).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("\"REQUEST_TIMEOUT\""), "{got}");
+    assert!(got.to_ascii_lowercase().contains("connection: close"), "{got}");
+}
+
+/// A 401 given before the body was read says `Connection: close`, so a client does not
+/// send its next request down a connection the server is about to drop; a request whose
+/// body was read keeps its connection.
+async fn an_answer_before_the_body_says_connection_close(b: Backend) {
+    let app = TestApp::new(b).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"name":"a key that will never be made"}"#;
+    let request = format!(
+        "POST /api/v1/me/keys HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let got = read_response(&mut stream).await;
+    assert!(got.starts_with("HTTP/1.1 401"), "{got}");
+    assert!(got.to_ascii_lowercase().contains("connection: close"), "{got}");
+
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"account_type":"agent","name":"Kept"}"#;
+    let request = format!(
+        "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let got = read_response(&mut stream).await;
+    assert!(got.starts_with("HTTP/1.1 201"), "{got}");
+    assert!(!got.to_ascii_lowercase().contains("connection: close"), "{got}");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"), "the connection was kept");
+
+    // A keep-alive client mixing the two never sees a dropped connection.
+    let (_, agent) = app.agent("Mixed", &[]).await;
+    let anonymous = app.client.clone();
+    for i in 0..200 {
+        let r = anonymous.send(Method::POST, "/api/v1/me/keys", Some(&json!({"name": "x"})), &[]).await;
+        assert_eq!(r.expect("no connection error").status, 401, "request {i}");
+        assert_eq!(agent.send(Method::GET, "/api/v1/me", None, &[]).await.unwrap().status, 200);
+    }
+}
+
+/// At the cap, a further connection waits until one closes, then is served.
+async fn connections_past_the_cap_wait_their_turn(b: Backend) {
+    let config = agora_server::Config { max_connections: 2, ..test_config() };
+    let app = TestApp::with_config(b, config).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut third = TcpStream::connect(app.addr).await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(early.is_err(), "the third connection was served while two were open");
+    drop(held.pop());
+    assert!(read_response(&mut third).await.starts_with("HTTP/1.1 200"), "served once one closed");
+}
+
+async fn every_response_carries_the_security_headers(b: Backend) {
+    let app = TestApp::new(b).await;
+    let check = |r: &agora_client::Reply, docs: bool| {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        let csp = r.header("content-security-policy").expect("a CSP");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        if docs {
+            assert!(csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe"), "{csp}");
+        } else {
+            assert!(csp.starts_with("default-src 'none'"), "{csp}");
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+        }
+    };
+    for path in
+        ["/healthz", "/api/v1/me", "/nowhere", "/api/openapi.json", "/compat/agentflow/api/v1/services"]
+    {
+        check(&app.send(None, Method::GET, path, None).await, false);
+    }
+    // Secrets in answers are never cached.
+    let reg = json!({"account_type": "agent", "name": "Secretive"});
+    check(&app.send(None, Method::POST, "/api/v1/auth/register", Some(reg)).await, false);
+    let (ann, _) = app.human("Ann").await;
+    let login = json!({"email": ann.account.email, "password": "correct horse battery"});
+    let r = app.send(None, Method::POST, "/api/v1/auth/token", Some(login)).await;
+    assert_eq!(r.status, 200);
+    check(&r, false);
+    // The docs: a policy their own files satisfy — no inline script in the page.
+    let r = app.send(None, Method::GET, "/api/docs/", None).await;
+    assert_eq!(r.status, 200);
+    check(&r, true);
+    let scripts: Vec<&str> = r.text.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty() && scripts.iter().all(|s| s.trim_start().starts_with("src=")), "{}", r.text);
+    assert!(!r.text.contains(" style=\""), "no inline style attributes in the page itself");
+}
+
+/// `/api/v1/tasks/%ff%fe` is not UTF-8 once decoded: answered in the envelope, not as text.
+async fn an_unreadable_path_id_is_answered_in_the_envelope(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, ann) = app.human("Ann").await;
+    for path in ["/api/v1/tasks/%ff%fe", "/api/v1/services/%ff", "/api/v1/webhooks/%ff/ping"] {
+        let method = if path.ends_with("ping") { Method::POST } else { Method::GET };
+        let r = ann.send(method, path, None, &[]).await.unwrap();
+        assert_error(&r, 422, "VALIDATION_ERROR");
+    }
+    // A dialect answers it in its own envelope (AgentFlow: 400, `{"error", "code"}`).
+    let r = ann.send(Method::GET, "/compat/agentflow/api/v1/tasks/%ff%fe", None, &[]).await.unwrap();
+    assert_eq!((r.status, r.json["code"].as_str()), (400, Some("VALIDATION_ERROR")), "{}", r.text);
 }

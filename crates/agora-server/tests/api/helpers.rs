@@ -25,9 +25,18 @@ macro_rules! both_backends {
     };
 }
 
-/// The configuration tests start from: no rate limits (tests make many calls from one IP).
+/// The metrics token of [`test_config`].
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
+/// The configuration tests start from: no rate limits (tests make many calls from one IP),
+/// and a metrics token for reading `/metrics`.
 pub fn test_config() -> Config {
-    Config { rate_limit_per_minute: 0, rate_limits: Default::default(), ..Config::default() }
+    Config {
+        rate_limit_per_minute: 0,
+        rate_limits: Default::default(),
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
+        ..Config::default()
+    }
 }
 
 pub struct TestApp {
@@ -367,10 +376,17 @@ impl TestApp {
     pub async fn inbox_waiters(&self, n: usize) {
         let line = format!(" {n}");
         eventually(10, "the inbox polls to wait", || async {
-            let m = self.client.send(Method::GET, "/metrics", None, &[]).await.unwrap();
-            m.text.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(&line)).then_some(())
+            let m = self.metrics().await;
+            m.lines().any(|l| l.starts_with("agora_inbox_waiters") && l.ends_with(&line)).then_some(())
         })
         .await;
+    }
+
+    /// The `/metrics` text, read with the metrics token.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.with_token(METRICS_TOKEN).send(Method::GET, "/metrics", None, &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.text
     }
 
     /// The PTS balance (available, held) of the client's account.

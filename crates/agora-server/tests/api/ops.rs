@@ -2,11 +2,13 @@
 
 use reqwest::Method;
 
-use crate::helpers::{Backend, TestApp, assert_error};
+use crate::helpers::{Backend, METRICS_TOKEN, TestApp, assert_error};
 
 both_backends!(
     health_and_readiness_answer,
     metrics_count_requests_by_route,
+    metrics_need_the_token_or_an_admin,
+    invented_methods_and_paths_add_no_series,
     docs_are_served_offline,
     database_failures_are_generic_5xx,
 );
@@ -46,7 +48,7 @@ async fn metrics_count_requests_by_route(b: Backend) {
     let (reg, agent) = app.agent("Measured", &[]).await;
     agent.me().await.unwrap();
     app.send(None, Method::GET, &format!("/api/v1/agents/{}", reg.account.id), None).await;
-    let r = app.send(None, Method::GET, "/metrics", None).await;
+    let r = app.send(Some(METRICS_TOKEN), Method::GET, "/metrics", None).await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text;
@@ -58,6 +60,50 @@ async fn metrics_count_requests_by_route(b: Backend) {
     assert!(text.contains(r#"path="/api/v1/agents/{id}""#), "{text}");
     assert!(!text.contains(&reg.account.id));
     assert!(text.contains("agora_http_request_duration_seconds_bucket"));
+}
+
+async fn metrics_need_the_token_or_an_admin(b: Backend) {
+    let app = TestApp::new(b).await;
+    assert_error(&app.send(None, Method::GET, "/metrics", None).await, 401, "UNAUTHORIZED");
+    assert_error(
+        &app.send(Some("not-the-token-at-all"), Method::GET, "/metrics", None).await,
+        401,
+        "UNAUTHORIZED",
+    );
+    let (_, agent) = app.agent("Curious", &[]).await;
+    let r = agent.send(Method::GET, "/metrics", None, &[]).await.unwrap();
+    assert_error(&r, 403, "FORBIDDEN");
+    let admin = app.admin().await;
+    assert_eq!(admin.send(Method::GET, "/metrics", None, &[]).await.unwrap().status, 200);
+    assert_eq!(app.send(Some(METRICS_TOKEN), Method::GET, "/metrics", None).await.status, 200);
+}
+
+/// The probe grew `/metrics` from 98 KB to 7.2 MB with invented methods: every method and
+/// path a client makes up now shares one label value.
+async fn invented_methods_and_paths_add_no_series(b: Backend) {
+    let app = TestApp::new(b).await;
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("agora_http_")).count();
+    let send = |i: usize| {
+        let client = app.client.clone();
+        async move {
+            let method = Method::from_bytes(format!("X{i:05}").as_bytes()).unwrap();
+            let r = client.send(method, &format!("/api/v1/me/{i}"), None, &[]).await.unwrap();
+            assert!(r.status >= 400, "{}", r.status);
+            let r = client.send(Method::GET, &format!("/nowhere/{i}"), None, &[]).await.unwrap();
+            assert_error(&r, 404, "NOT_FOUND");
+        }
+    };
+    send(0).await;
+    // Reading the metrics is a request too: its own series exist after the first read.
+    app.metrics().await;
+    let before = series(&app.metrics().await);
+    for i in 1..=1000 {
+        send(i).await;
+    }
+    let text = app.metrics().await;
+    assert_eq!(series(&text), before, "no new series");
+    assert!(text.contains(r#"method="other",path="unmatched""#), "{text}");
+    assert!(text.len() < 200_000, "{} bytes", text.len());
 }
 
 async fn docs_are_served_offline(b: Backend) {

@@ -229,9 +229,9 @@ impl Agora {
         self.leftovers.remove(Leftover::Dir(self.dir)).await
     }
 
-    /// Reads one gauge or counter from `/metrics`.
+    /// Reads one gauge or counter from `/metrics` (as the admin: metrics are not public).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let reply = self.client.send(reqwest::Method::GET, "/metrics", None, &[]).await?;
+        let reply = self.admin.send(reqwest::Method::GET, "/metrics", None, &[]).await?;
         reply
             .text
             .lines()
