@@ -56,9 +56,9 @@ EXEMPTIONS = []
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conformance",
           "content_type_conformance")
-# Schemathesis's own time budget for each run: fuzzing and stateful testing repeat until it
-# is spent. The coverage phase runs once first, and the whole run is killed after
-# HARD_TIMEOUT_SLACK more seconds whatever happens.
+# Schemathesis's own time budget for each run, all phases included: fuzzing and stateful
+# testing repeat until it is spent. A run still going HARD_TIMEOUT_SLACK seconds later is
+# killed and fails.
 MAX_TIME = 150
 HARD_TIMEOUT_SLACK = 90
 # Test cases per operation in each fuzzing cycle.
@@ -406,14 +406,12 @@ def read_events(path):
     with open(path) as f:
         for line in f:
             event = json.loads(line)
-            if "NonFatalError" in event:
-                info = event["NonFatalError"].get("info") or {}
-                label = event["NonFatalError"].get("label", "")
-                key = (label, info.get("title", ""), (info.get("message") or "").split("\n")[0])
-                errors[key] = errors.get(key, 0) + 1
-            elif "FatalError" in event:
-                key = ("fatal", "", json.dumps(event["FatalError"])[:500])
-                errors[key] = errors.get(key, 0) + 1
+            for kind in ("NonFatalError", "FatalError"):
+                if kind in event:
+                    error = event[kind].get("value") or event[kind].get("exception") or {}
+                    key = (event[kind].get("label") or kind, error.get("type", ""),
+                           normalise((error.get("message") or "").strip().split("\n")[0]))
+                    errors[key] = errors.get(key, 0) + 1
             if "ScenarioFinished" not in event:
                 continue
             stats["scenarios"] += 1

@@ -7,6 +7,7 @@ mod helpers;
 
 mod accounts;
 mod agentflow;
+mod authz;
 mod bounties;
 mod chat;
 mod conventions;
