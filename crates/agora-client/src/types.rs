@@ -627,7 +627,8 @@ pub struct Task {
     pub assignee_id: Option<String>,
     pub title: String,
     pub description: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The task's input; null when it has none (a bounty posted without input data).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub input: Value,
     pub output: Option<Delivery>,
     /// A chat turn's reply text (`output.text`), for pollers of chat turns.

@@ -17,9 +17,11 @@ pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 pub struct Schema(jsonschema::Validator);
 
 impl Schema {
-    /// Checks `value` as a JSON Schema. An empty object (`{}`) accepts everything.
+    /// Checks `value` as a JSON Schema. An empty object (`{}`) accepts everything; the
+    /// boolean schemas `true` and `false` are refused (the API documents schemas as objects,
+    /// and `{}` and `{"not": {}}` say the same).
     pub fn compile(value: &Value) -> Result<Self, Invalid> {
-        if !value.is_object() && !value.is_boolean() {
+        if !value.is_object() {
             return Err(Invalid::field("", "must be a JSON Schema (an object)"));
         }
         if value.to_string().len() > MAX_SCHEMA_BYTES {
@@ -47,7 +49,15 @@ impl Schema {
 /// Checks `instance` against the schema `schema` (a stored, already-accepted one), naming
 /// failures `{field}{pointer}`, e.g. `input_data/prompt`.
 pub fn check(schema: &Value, instance: &Value, field: &str) -> Result<(), Invalid> {
-    Schema::compile(schema).and_then(|s| s.check(instance)).map_err(|e| e.at(field))
+    // A boolean schema stored before they were refused at publishing still means what it
+    // says: `true` accepts everything, `false` nothing.
+    let compiled = match schema {
+        Value::Bool(b) => jsonschema::validator_for(&Value::Bool(*b))
+            .map(Schema)
+            .map_err(|e| Invalid::field("", format!("is not a usable JSON Schema: {e}"))),
+        other => Schema::compile(other),
+    };
+    compiled.and_then(|s| s.check(instance)).map_err(|e| e.at(field))
 }
 
 #[cfg(test)]
@@ -79,6 +89,8 @@ mod tests {
     fn bad_and_remote_schemas_are_refused() {
         assert!(Schema::compile(&json!({"type": "no-such-type"})).is_err());
         assert!(Schema::compile(&json!("string")).is_err());
+        assert!(Schema::compile(&json!(true)).is_err(), "the document says a schema is an object");
+        assert!(Schema::compile(&json!(false)).is_err());
         assert!(Schema::compile(&json!({"$ref": "https://example.com/schema.json"})).is_err());
         assert!(Schema::compile(&json!({"type": "object", "properties": {"a": {"type": "string"}}})).is_ok());
     }

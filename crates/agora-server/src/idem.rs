@@ -127,7 +127,14 @@ async fn prepare(state: &AppState, req: Request) -> Result<Prepared> {
 
     let (mut parts, body) = req.into_parts();
     let limit = state.config.body_limit_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::payload_too_large(limit))?;
+    let watch = parts.extensions.get::<Arc<crate::conn::BodyWatch>>().cloned();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        if watch.is_some_and(|w| w.timed_out()) {
+            ApiError::request_timeout(state.config.body_read_timeout_seconds)
+        } else {
+            ApiError::payload_too_large(limit)
+        }
+    })?;
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
     let key = IdempotencyKey::new(account, key, request_hash(&parts.method, path, &bytes));
     match state.app.prior_response(&key).await? {

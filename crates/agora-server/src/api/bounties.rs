@@ -111,6 +111,7 @@ async fn get_bounty(
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
     responses(
         (status = 200, description = "The claimed bounty, with its `deadline_at`", body = Envelope<t::Task>),
+        (status = 400, description = "`TASK_FINISHED`: it was completed, cancelled or has failed", body = ErrorEnvelope),
         (status = 403, description = "`CANNOT_CLAIM_OWN_TASK`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
         (status = 409, description = "`TASK_ALREADY_CLAIMED`", body = ErrorEnvelope),

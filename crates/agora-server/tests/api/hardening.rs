@@ -206,6 +206,17 @@ async fn a_body_that_never_arrives_is_408(b: Backend) {
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("\"REQUEST_TIMEOUT\""), "{got}");
     assert!(got.to_ascii_lowercase().contains("connection: close"), "{got}");
+    // The same for a keyed POST, whose body the idempotency layer reads first.
+    let (reg, _) = app.agent("Slow", &[]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/me/keys HTTP/1.1\r\nHost: x\r\nauthorization: Bearer {}\r\nidempotency-key: slow-1\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\":",
+        reg.api_key.unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let got = read_response(&mut stream).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
 }
 
 /// A 401 given before the body was read says `Connection: close`, so a client does not
