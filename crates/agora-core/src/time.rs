@@ -46,10 +46,16 @@ impl Timestamp {
         i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
     }
 
+    /// RFC 3339 UTC with exactly three fractional digits, so that the strings of two
+    /// times sort as the times do (`…:00.120Z` before `…:00.125Z`; the shortest form,
+    /// `…:00.12Z`, would sort after it).
     pub fn to_rfc3339(self) -> String {
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
+            .and_then(|t| t.format(FORMAT).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
 }
@@ -72,11 +78,23 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_utc_with_millis() {
-        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_millis(120).to_rfc3339(), "1970-01-01T00:00:00.120Z");
         assert_eq!(Timestamp::from_millis(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
         assert_eq!(Timestamp::from_millis(1000).plus_seconds(2).millis(), 3000);
         assert_eq!(Timestamp::from_millis(1_700_000_000_123).month(), "2023-11");
         assert_eq!(Timestamp::from_millis(0).month(), "1970-01");
+    }
+
+    #[test]
+    fn formatted_times_sort_as_the_times_do() {
+        let times: Vec<Timestamp> = [0, 1, 10, 100, 120, 125, 999, 1000, 1001, 60_000]
+            .into_iter()
+            .map(Timestamp::from_millis)
+            .collect();
+        for pair in times.windows(2) {
+            assert!(pair[0].to_rfc3339() < pair[1].to_rfc3339(), "{:?}", pair);
+        }
     }
 
     #[test]
