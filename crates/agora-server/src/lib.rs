@@ -21,7 +21,7 @@ use std::{future::Future, ops::Deref, sync::Arc};
 use agora_app::App;
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, State},
     http::{HeaderValue, Request},
     middleware::from_fn_with_state,
     response::{IntoResponse, Response},
@@ -36,6 +36,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use auth::ClientIp;
 pub use config::Config;
 use error::ApiError;
 
@@ -97,16 +98,27 @@ pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Resp
     ApiError::internal("handler panicked").into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("endpoint")
+/// An unknown path: 404 in the envelope. It counts against the caller's per-IP rate limit
+/// like any request, so refused requests cannot be sent without limit either.
+pub(crate) async fn not_found(State(state): State<AppState>, ClientIp(ip): ClientIp) -> ApiError {
+    refused(&state, ip, ApiError::not_found("endpoint"))
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
+/// A known path with a method it does not take: 405, counted like [`not_found`].
+pub(crate) async fn method_not_allowed(State(state): State<AppState>, ClientIp(ip): ClientIp) -> ApiError {
+    let error = ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         error::code::METHOD_NOT_ALLOWED,
         "method not allowed here",
-    )
+    );
+    refused(&state, ip, error)
+}
+
+fn refused(state: &AppState, ip: Option<std::net::IpAddr>, error: ApiError) -> ApiError {
+    match state.app.limits().check_default(&auth::ip_key(ip)) {
+        Ok(()) => error,
+        Err(limited) => ApiError::from(limited),
+    }
 }
 
 /// The whole application: the API behind authentication and idempotency, the operations

@@ -27,11 +27,7 @@ use axum::{
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{
-    AppState, auth,
-    error::{ApiError, ErrorInfo},
-    idem,
-};
+use crate::{AppState, auth, error::ErrorInfo, idem};
 
 /// What makes a dialect (see the module docs).
 #[derive(Debug)]
@@ -51,14 +47,8 @@ impl Dialect {
     /// (unknown routes and methods, and panics, included) in its own envelope.
     pub fn mount(&'static self, routes: Router<AppState>, state: &AppState) -> Router<AppState> {
         let routes = routes
-            .fallback(|| async { ApiError::not_found("endpoint") })
-            .method_not_allowed_fallback(|| async {
-                ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    crate::error::code::METHOD_NOT_ALLOWED,
-                    "method not allowed here",
-                )
-            })
+            .fallback(crate::not_found)
+            .method_not_allowed_fallback(crate::method_not_allowed)
             .layer(from_fn_with_state(state.clone(), idem::middleware))
             .layer(from_fn_with_state(state.clone(), auth::gate))
             .layer(from_fn_with_state(self.key_alias, key_alias))

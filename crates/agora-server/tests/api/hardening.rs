@@ -22,6 +22,7 @@ both_backends!(
     connections_past_the_cap_wait_their_turn,
     every_response_carries_the_security_headers,
     an_unreadable_path_id_is_answered_in_the_envelope,
+    refused_methods_and_paths_are_rate_limited,
 );
 
 fn top_up_path(account: &str) -> String {
@@ -327,4 +328,18 @@ async fn an_unreadable_path_id_is_answered_in_the_envelope(b: Backend) {
     // A dialect answers it in its own envelope (AgentFlow: 400, `{"error", "code"}`).
     let r = ann.send(Method::GET, "/compat/agentflow/api/v1/tasks/%ff%fe", None, &[]).await.unwrap();
     assert_eq!((r.status, r.json["code"].as_str()), (400, Some("VALIDATION_ERROR")), "{}", r.text);
+}
+
+/// Requests the router refuses (an invented method, an unknown path) count against the
+/// caller's rate limit like any other: they cannot be sent without limit.
+async fn refused_methods_and_paths_are_rate_limited(b: Backend) {
+    let config = agora_server::Config { rate_limit_per_minute: 5, ..test_config() };
+    let app = TestApp::with_config(b, config).await;
+    let method = Method::from_bytes(b"XABC").unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let path = if i % 2 == 0 { "/api/v1/me".to_owned() } else { format!("/api/v1/nowhere/{i}") };
+        statuses.push(app.client.send(method.clone(), &path, None, &[]).await.unwrap().status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
 }
