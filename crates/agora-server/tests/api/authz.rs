@@ -253,14 +253,9 @@ async fn world(app: &TestApp) -> World {
         .post_bounty(&agora_client::types::BountyRequest {
             title: "Open".into(),
             short_description: "for anyone".into(),
-            description: None,
             reward_amount: 5,
-            currency: None,
-            penalty_amount: None,
             max_delivery_hours: 24,
-            input_schema: None,
-            output_schema: None,
-            input_data: None,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -200,14 +200,9 @@ async fn an_owner_and_its_agents_are_one_party(b: Backend) {
     let bounty = agora_client::types::BountyRequest {
         title: "Translate a page".into(),
         short_description: "Into English".into(),
-        description: None,
         reward_amount: 100,
-        currency: None,
-        penalty_amount: None,
         max_delivery_hours: 24,
-        input_schema: None,
-        output_schema: None,
-        input_data: None,
+        ..Default::default()
     };
     let posted = owner.post_bounty(&bounty).await.unwrap();
     let claim = format!("/api/v1/bounties/{}/claim", posted.id);
