@@ -49,6 +49,10 @@ pub struct Metrics {
     pub chores: Family<StateLabels, Gauge>,
     /// Background work finished, by outcome (done, retried, failed).
     pub chore_runs: Family<OutcomeLabels, Counter>,
+    /// Statements sent to the database, copied from the store's count at each scrape.
+    pub store_statements: Counter,
+    /// Serialises the copy, so that two scrapes at once do not both add the same difference.
+    statements_copy: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,12 @@ impl Default for Metrics {
             "Background work attempts by outcome: done, retried, failed",
             chore_runs.clone(),
         );
+        let store_statements = Counter::default();
+        registry.register(
+            "store_statements",
+            "Statements sent to the database, transaction control included",
+            store_statements.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             inbox_waiters,
@@ -100,6 +110,8 @@ impl Default for Metrics {
             webhook_backlog,
             chores,
             chore_runs,
+            store_statements,
+            statements_copy: Mutex::new(()),
         }
     }
 }
@@ -125,6 +137,13 @@ impl crate::App {
     /// work) into their gauges, then renders every metric.
     pub async fn render_metrics(&self) -> String {
         let m = self.metrics();
+        {
+            // Before this scrape's own reads, so that one scrape to the next counts only
+            // what ran between them.
+            let _one = m.statements_copy.lock().unwrap_or_else(|p| p.into_inner());
+            let total = self.store().statements();
+            m.store_statements.inc_by(total.saturating_sub(m.store_statements.get()));
+        }
         let mut read = self.store().read();
         // The ledger, not a process counter, is the truth.
         match read.revenue().await {

@@ -18,6 +18,31 @@ use tokio::sync::broadcast;
 
 pub use sqlx::postgres::PgConnectOptions as ConnectOptions;
 
+/// What the shared SQL runs on (see `agora-store/sql/mod.rs`): sqlx itself.
+mod db {
+    use sqlx::Postgres;
+    pub(crate) use sqlx::{AssertSqlSafe, Error, query};
+
+    pub(crate) type Row = sqlx::postgres::PgRow;
+    pub(crate) type Conn = sqlx::PgConnection;
+    pub(crate) type Pool = sqlx::PgPool;
+    pub(crate) type Transaction = sqlx::Transaction<'static, Postgres>;
+
+    pub(crate) trait Executor<'c>: sqlx::Executor<'c, Database = Postgres> {}
+    impl<'c, T: sqlx::Executor<'c, Database = Postgres>> Executor<'c> for T {}
+
+    pub(crate) trait Decode<'r>: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres> {}
+    impl<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>> Decode<'r> for T {}
+
+    pub(crate) fn try_get<'r, T: Decode<'r>>(row: &'r Row, column: &str) -> Result<T, Error> {
+        sqlx::Row::try_get(row, column)
+    }
+
+    pub(crate) fn is_unique_violation(e: &Error) -> bool {
+        matches!(e, Error::Database(d) if d.is_unique_violation())
+    }
+}
+
 #[path = "../../agora-store/sql/mod.rs"]
 mod sql;
 
@@ -41,6 +66,7 @@ pub struct PgStore {
     /// The NOTIFY channel of this database schema (replicas on one schema share it).
     channel: Arc<str>,
     listening: Arc<OnceLock<()>>,
+    statements: sql::Statements,
 }
 
 /// A transaction announces wake-ups with `pg_notify` inside itself: PostgreSQL delivers
@@ -56,7 +82,7 @@ async fn before_commit(
     waker: &Waker,
     tx: &mut sqlx::Transaction<'static, Db>,
     signals: &[Wakeup],
-) -> Result<()> {
+) -> Result<u64> {
     let payloads: Vec<&str> = signals
         .iter()
         .map(|w| match w {
@@ -68,7 +94,7 @@ async fn before_commit(
         })
         .collect();
     if payloads.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
         .bind(&*waker.0)
@@ -76,7 +102,7 @@ async fn before_commit(
         .execute(&mut **tx)
         .await
         .map_err(sql::db_err(None))?;
-    Ok(())
+    Ok(1)
 }
 
 /// The notification payloads that are not agent ids (account ids never start with `*`).
@@ -167,6 +193,7 @@ impl PgStore {
             hub: WakeHub::default(),
             channel: channel_for(&schema).into(),
             listening: Arc::default(),
+            statements: sql::Statements::default(),
         })
     }
 

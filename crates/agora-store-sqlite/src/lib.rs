@@ -1,17 +1,22 @@
-//! The SQLite backend: one embedded database file, WAL mode, write transactions that take
-//! the database lock up front (`BEGIN IMMEDIATE`) so that a transaction never fails half
-//! way for want of the lock.
+//! The SQLite backend: one embedded database file in WAL mode. Statements run through
+//! rusqlite on the calling thread (`db.rs` says why); one connection writes, and a write
+//! transaction takes the database lock up front (`BEGIN IMMEDIATE`) so that it never fails
+//! half way for want of it. Migrations run through sqlx, which keeps their record.
 
 use std::{path::Path, str::FromStr, time::Duration};
 
 use agora_store::{Result, StoreError, WakeHub, Wakeup};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{
+    ConnectOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
 use tokio::sync::broadcast;
+
+mod db;
 
 #[path = "../../agora-store/sql/mod.rs"]
 mod sql;
 
-type Db = sqlx::Sqlite;
 type BackendStore = SqliteStore;
 const BACKEND: &str = "sqlite";
 /// SQLite locks the whole database for a write transaction; rows need no lock of their own.
@@ -22,14 +27,17 @@ const SKIP_LOCKED: &str = "";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-async fn begin(pool: &sqlx::SqlitePool) -> sqlx::Result<sqlx::Transaction<'static, Db>> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+async fn begin(pool: &db::Pool) -> Result<db::Transaction, db::Error> {
+    pool.begin().await
 }
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pool: db::Pool,
+    /// How to reach the file with sqlx, which runs the migrations.
+    options: SqliteConnectOptions,
     hub: WakeHub,
+    statements: sql::Statements,
 }
 
 /// One process owns the database file, so wake-ups are published in-process after commit.
@@ -40,8 +48,9 @@ fn waker(store: &SqliteStore) -> Waker {
     Waker(store.hub.clone())
 }
 
-async fn before_commit(_: &Waker, _: &mut sqlx::Transaction<'static, Db>, _: &[Wakeup]) -> Result<()> {
-    Ok(())
+/// Nothing to send before commit: returns how many statements it ran (none).
+async fn before_commit(_: &Waker, _: &mut db::Transaction, _: &[Wakeup]) -> Result<u64> {
+    Ok(0)
 }
 
 fn after_commit(waker: &Waker, signals: Vec<Wakeup>) {
@@ -57,7 +66,7 @@ fn subscribe(store: &SqliteStore) -> broadcast::Receiver<Wakeup> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite://` URL.
     pub async fn connect(url: &str) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url).map_err(sql::db_err(None))?;
+        let opts = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Backend(e.to_string()))?;
         Self::open(opts).await
     }
 
@@ -67,22 +76,30 @@ impl SqliteStore {
     }
 
     async fn open(opts: SqliteConnectOptions) -> Result<Self> {
-        let opts = opts
+        let options = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+        let path = options.get_filename().to_owned();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(StoreError::Backend(
+                "an in-memory SQLite database is not supported: give a file (sqlite://path/agora.db)".into(),
+            ));
+        }
+        // Created (and switched to WAL) by sqlx first, so that its URL options apply.
+        options.connect().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let pool = tokio::task::spawn_blocking(move || db::Pool::open(&path))
             .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
             .map_err(sql::db_err(None))?;
-        Ok(Self { pool, hub: WakeHub::default() })
+        Ok(Self { pool, options, hub: WakeHub::default(), statements: sql::Statements::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
+        let mut conn = self.options.connect().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Backend(e.to_string()))
     }
 }

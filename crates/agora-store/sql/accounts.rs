@@ -17,6 +17,7 @@ use super::{
         corrupt, count, db_err, err, get, json_col, like_pattern, limit_of, marks, opt_time, time, to_json,
     },
 };
+use crate::db;
 
 macro_rules! api_key_cols {
     () => {
@@ -76,7 +77,7 @@ impl<S: Source> AccountReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn account(&mut self, id: &AccountId) -> Result<Option<Account>> {
         let sql = concat!("SELECT ", account_cols!(), " FROM accounts a WHERE a.id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(account_from_row).transpose()
     }
 
@@ -86,7 +87,7 @@ impl<S: Source> AccountReads for Sql<S> {
             return Ok(Vec::new());
         }
         let sql = format!("SELECT {} FROM accounts a WHERE a.id IN ({})", account_cols!(), marks(ids.len()));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = db::query(db::AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(id.as_str());
         }
@@ -97,7 +98,7 @@ impl<S: Source> AccountReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn account_login(&mut self, email: &Email) -> Result<Option<(Account, Option<String>)>> {
         let sql = concat!("SELECT ", account_cols!(), ", a.password_hash FROM accounts a WHERE a.email = $1");
-        let row = sqlx::query(sql).bind(email.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(email.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         match row {
             None => Ok(None),
             Some(r) => Ok(Some((account_from_row(&r)?, get(&r, "password_hash")?))),
@@ -106,7 +107,7 @@ impl<S: Source> AccountReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn has_admin(&mut self) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM accounts WHERE role = 'admin' LIMIT 1")
+        let row = db::query("SELECT 1 AS one FROM accounts WHERE role = 'admin' LIMIT 1")
             .fetch_optional(self.0.exec())
             .await
             .map_err(err)?;
@@ -138,7 +139,7 @@ impl<S: Source> AccountReads for Sql<S> {
             "SELECT {} FROM accounts a WHERE {filter} ORDER BY {order} LIMIT $4 OFFSET $5",
             account_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(db::AssertSqlSafe(sql))
             .bind(skill.as_deref())
             .bind(text.as_deref())
             .bind(seen)
@@ -148,7 +149,7 @@ impl<S: Source> AccountReads for Sql<S> {
             .await
             .map_err(err)?;
         let total: i64 = get(
-            &sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM accounts a WHERE {filter}")))
+            &db::query(db::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM accounts a WHERE {filter}")))
                 .bind(skill.as_deref())
                 .bind(text.as_deref())
                 .bind(seen)
@@ -169,7 +170,7 @@ impl<S: Source> AccountReads for Sql<S> {
              FROM api_keys k JOIN accounts a ON a.id = k.account_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
         );
-        let row = sqlx::query(sql).bind(key_hash).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(key_hash).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.map(|r| {
             Ok(CredentialMatch {
                 account: account_from_row(&r)?,
@@ -192,7 +193,7 @@ impl<S: Source> AccountReads for Sql<S> {
             ", s.id AS session_id FROM sessions s JOIN accounts a ON a.id = s.account_id \
              WHERE s.access_hash = $1 AND s.revoked_at IS NULL AND s.access_expires_at > $2"
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(access_hash)
             .bind(now.millis())
             .fetch_optional(self.0.exec())
@@ -215,7 +216,7 @@ impl<S: Source> AccountReads for Sql<S> {
             api_key_cols!(),
             " FROM api_keys WHERE account_id = $1 ORDER BY (revoked_at IS NULL) DESC, created_at DESC, id DESC"
         );
-        let rows = sqlx::query(sql).bind(account.as_str()).fetch_all(self.0.exec()).await.map_err(err)?;
+        let rows = db::query(sql).bind(account.as_str()).fetch_all(self.0.exec()).await.map_err(err)?;
         rows.iter().map(api_key_from_row).collect()
     }
 }
@@ -224,7 +225,7 @@ impl<S: Source> AccountReads for Sql<S> {
 impl AccountWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn insert_account(&mut self, a: &NewAccount) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO accounts (id, kind, role, name, email, password_hash, owner_id, description, skills, \
              model_name, pricing, max_concurrent_tasks, wallet_address, portfolio, webhook_secret, \
              created_at, updated_at) \
@@ -265,7 +266,7 @@ impl AccountWrites for Sql<InTx> {
         p: &Profile,
         now: Timestamp,
     ) -> Result<()> {
-        sqlx::query(
+        db::query(
             "UPDATE accounts SET name = $2, description = $3, skills = $4, model_name = $5, pricing = $6, \
              max_concurrent_tasks = $7, wallet_address = $8, portfolio = $9, updated_at = $10 WHERE id = $1",
         )
@@ -292,7 +293,7 @@ impl AccountWrites for Sql<InTx> {
         banned_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query("UPDATE accounts SET banned_at = $2, updated_at = $3 WHERE id = $1")
+        let done = db::query("UPDATE accounts SET banned_at = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(banned_at.map(Timestamp::millis))
             .bind(now.millis())
@@ -304,7 +305,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn set_role(&mut self, id: &AccountId, role: Role, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query("UPDATE accounts SET role = $2, updated_at = $3 WHERE id = $1")
+        let done = db::query("UPDATE accounts SET role = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(role.as_str())
             .bind(now.millis())
@@ -316,7 +317,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn set_password_hash(&mut self, id: &AccountId, hash: &str, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        let done = db::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(hash)
             .bind(now.millis())
@@ -328,7 +329,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn set_webhook_secret(&mut self, id: &AccountId, secret: &str, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE accounts SET webhook_secret = $2, updated_at = $3 WHERE id = $1")
+        db::query("UPDATE accounts SET webhook_secret = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(secret)
             .bind(now.millis())
@@ -345,7 +346,7 @@ impl AccountWrites for Sql<InTx> {
             Sighting::Heartbeat => "UPDATE accounts SET last_seen_at = $2, offline_at = NULL WHERE id = $1",
             Sighting::SignOff => "UPDATE accounts SET last_seen_at = $2, offline_at = $2 WHERE id = $1",
         };
-        sqlx::query(sql).bind(agent.as_str()).bind(now.millis()).execute(self.conn()).await.map_err(err)?;
+        db::query(sql).bind(agent.as_str()).bind(now.millis()).execute(self.conn()).await.map_err(err)?;
         Ok(())
     }
 
@@ -358,13 +359,13 @@ impl AccountWrites for Sql<InTx> {
                 "UPDATE accounts SET no_response_count = no_response_count + 1 WHERE id = $1"
             }
         };
-        sqlx::query(sql).bind(agent.as_str()).execute(self.conn()).await.map_err(err)?;
+        db::query(sql).bind(agent.as_str()).execute(self.conn()).await.map_err(err)?;
         Ok(())
     }
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_api_key(&mut self, k: &NewApiKey) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO api_keys (id, account_id, name, display_prefix, key_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -391,7 +392,7 @@ impl AccountWrites for Sql<InTx> {
             "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL RETURNING ",
             api_key_cols!()
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(id.as_str())
             .bind(account.as_str())
             .bind(now.millis())
@@ -403,7 +404,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn touch_api_key(&mut self, id: &ApiKeyId, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+        db::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
             .bind(id.as_str())
             .bind(now.millis())
             .execute(self.conn())
@@ -414,7 +415,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_session(&mut self, s: &NewSession) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO sessions (id, account_id, access_hash, refresh_hash, access_expires_at, \
              refresh_expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -433,7 +434,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn take_refresh_token(&mut self, refresh_hash: &str, now: Timestamp) -> Result<Option<AccountId>> {
-        let row = sqlx::query(
+        let row = db::query(
             "UPDATE sessions SET revoked_at = $2 \
              WHERE refresh_hash = $1 AND revoked_at IS NULL AND refresh_expires_at > $2 RETURNING account_id",
         )
@@ -447,7 +448,7 @@ impl AccountWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn revoke_session(&mut self, id: &SessionId, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        db::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id.as_str())
             .bind(now.millis())
             .execute(self.conn())

@@ -10,6 +10,7 @@ use super::{
     rows::{corrupt, count, err, get, json_col, limit_of, opt_time, time, to_json},
 };
 use crate::SKIP_LOCKED;
+use crate::db;
 
 macro_rules! chore_cols {
     () => {
@@ -39,7 +40,7 @@ fn chore_from_row(r: &DbRow) -> Result<Chore> {
 impl<S: Source> ChoreReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn chore_counts(&mut self) -> Result<ChoreCounts> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM chores GROUP BY status")
+        let rows = db::query("SELECT status, COUNT(*) AS n FROM chores GROUP BY status")
             .fetch_all(self.0.exec())
             .await
             .map_err(err)?;
@@ -60,13 +61,13 @@ impl<S: Source> ChoreReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn chore_by_key(&mut self, key: &str) -> Result<Option<Chore>> {
         let sql = concat!("SELECT ", chore_cols!(), " FROM chores WHERE key = $1");
-        let row = sqlx::query(sql).bind(key).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(key).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(chore_from_row).transpose()
     }
 
     #[instrument(level = "debug", skip_all)]
     async fn next_chore_at(&mut self) -> Result<Option<Timestamp>> {
-        let row = sqlx::query("SELECT MIN(run_at) AS at FROM chores WHERE status = 'queued'")
+        let row = db::query("SELECT MIN(run_at) AS at FROM chores WHERE status = 'queued'")
             .fetch_one(self.0.exec())
             .await
             .map_err(err)?;
@@ -87,7 +88,7 @@ impl ChoreWrites for Sql<InTx> {
              RETURNING ",
             chore_cols!()
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(ChoreId::generate().as_str())
             .bind(&c.kind)
             .bind(c.key.as_deref())
@@ -104,7 +105,7 @@ impl ChoreWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn cancel_chore(&mut self, key: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM chores WHERE key = $1 AND status <> 'running'")
+        let done = db::query("DELETE FROM chores WHERE key = $1 AND status <> 'running'")
             .bind(key)
             .execute(self.conn())
             .await
@@ -128,7 +129,7 @@ impl ChoreWrites for Sql<InTx> {
              RETURNING {}",
             chore_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(db::AssertSqlSafe(sql))
             .bind(token)
             .bind(lease_until.millis())
             .bind(now.millis())
@@ -141,7 +142,7 @@ impl ChoreWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn finish_chore(&mut self, id: &ChoreId, token: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM chores WHERE id = $1 AND claim_token = $2")
+        let done = db::query("DELETE FROM chores WHERE id = $1 AND claim_token = $2")
             .bind(id.as_str())
             .bind(token)
             .execute(self.conn())
@@ -159,7 +160,7 @@ impl ChoreWrites for Sql<InTx> {
         error: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE chores SET status = $3, run_at = COALESCE($4, run_at), last_error = $5, claim_token = NULL, \
              lease_until = NULL, updated_at = $6 WHERE id = $1 AND claim_token = $2",
         )

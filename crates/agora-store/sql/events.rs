@@ -9,9 +9,10 @@ use tracing::instrument;
 
 use super::{
     DbRow, InTx, Source, Sql,
-    rows::{corrupt, err, get, json_col, limit_of, time, to_json},
+    rows::{CHUNK, corrupt, err, get, json_col, limit_of, marks, row_marks, time, to_json},
 };
 use crate::SKIP_LOCKED;
+use crate::db;
 
 macro_rules! event_cols {
     () => {
@@ -43,7 +44,7 @@ impl<S: Source> EventReads for Sql<S> {
     async fn events_after(&mut self, after: i64, limit: u64) -> Result<Vec<Event>> {
         let sql = concat!("SELECT ", event_cols!(), " FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
         let rows =
-            sqlx::query(sql).bind(after).bind(limit_of(limit)).fetch_all(self.0.exec()).await.map_err(err)?;
+            db::query(sql).bind(after).bind(limit_of(limit)).fetch_all(self.0.exec()).await.map_err(err)?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -54,7 +55,7 @@ impl<S: Source> EventReads for Sql<S> {
         limit: u64,
     ) -> Result<Vec<(Event, Vec<AccountId>)>> {
         // One row per event and member.
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at, \
                     a.account_id AS audience \
              FROM (SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) p \
@@ -88,7 +89,7 @@ impl<S: Source> EventReads for Sql<S> {
         after: i64,
         limit: u64,
     ) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at \
              FROM event_audience a JOIN events e ON e.seq = a.seq \
              WHERE a.account_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
@@ -104,7 +105,7 @@ impl<S: Source> EventReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn last_event_seq(&mut self) -> Result<i64> {
-        let row = sqlx::query("SELECT last_seq FROM event_counter WHERE id = 1")
+        let row = db::query("SELECT last_seq FROM event_counter WHERE id = 1")
             .fetch_one(self.0.exec())
             .await
             .map_err(err)?;
@@ -114,7 +115,7 @@ impl<S: Source> EventReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn task_events(&mut self, task: &str) -> Result<Vec<Event>> {
         let sql = concat!("SELECT ", event_cols!(), " FROM events WHERE task_id = $1 ORDER BY seq");
-        let rows = sqlx::query(sql).bind(task).fetch_all(self.0.exec()).await.map_err(err)?;
+        let rows = db::query(sql).bind(task).fetch_all(self.0.exec()).await.map_err(err)?;
         rows.iter().map(event_from_row).collect()
     }
 }
@@ -129,17 +130,14 @@ impl EventWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn lock_cursor(&mut self, name: &str) -> Result<Option<i64>> {
         let sql = format!("SELECT position FROM event_cursors WHERE name = $1{SKIP_LOCKED}");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .fetch_optional(self.conn())
-            .await
-            .map_err(err)?;
+        let row =
+            db::query(db::AssertSqlSafe(sql)).bind(name).fetch_optional(self.conn()).await.map_err(err)?;
         row.map(|r| get(&r, "position")).transpose()
     }
 
     #[instrument(level = "debug", skip_all)]
     async fn set_cursor(&mut self, name: &str, position: i64) -> Result<()> {
-        sqlx::query("UPDATE event_cursors SET position = $2 WHERE name = $1")
+        db::query("UPDATE event_cursors SET position = $2 WHERE name = $1")
             .bind(name)
             .bind(position)
             .execute(self.conn())
@@ -152,69 +150,87 @@ impl EventWrites for Sql<InTx> {
 /// Writes the transaction's buffered events, numbered from the counter row. Runs last, just
 /// before commit, so the counter's row lock is the last lock taken and is held only for this:
 /// positions follow commit order and are gap-free (see docs/architecture.md, "The event log").
+/// Four statements however many events: the counter, the tasks' last numbers, the events,
+/// their audiences (each insert in chunks of at most [`CHUNK`] rows).
 #[instrument(level = "debug", skip_all)]
 pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     if tx.0.events.is_empty() {
         return Ok(());
     }
     let n = i64::try_from(tx.0.events.len()).unwrap_or(i64::MAX);
-    let row =
-        sqlx::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
-            .bind(n)
-            .fetch_one(tx.conn())
-            .await
-            .map_err(err)?;
+    let row = db::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
+        .bind(n)
+        .fetch_one(tx.conn())
+        .await
+        .map_err(err)?;
     let last: i64 = get(&row, "last_seq")?;
     let events = std::mem::take(&mut tx.0.events);
     // Per-task numbers continue from the task's last event; the counter lock held since the
-    // `UPDATE` above makes reading that last number race-free.
-    let mut task_seqs: HashMap<&str, i64> = HashMap::new();
+    // `UPDATE` above makes reading those last numbers race-free.
+    let mut task_seqs = last_task_seqs(tx, &events).await?;
+    let mut rows = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let seq = last - n + 1 + i64::try_from(i).unwrap_or(0);
-        let task_seq = match e.task_id.as_deref() {
-            None => None,
-            Some(task) => {
-                let next = match task_seqs.get(task) {
-                    Some(n) => n + 1,
-                    None => {
-                        let row = sqlx::query("SELECT MAX(task_seq) AS n FROM events WHERE task_id = $1")
-                            .bind(task)
-                            .fetch_one(tx.conn())
-                            .await
-                            .map_err(err)?;
-                        get::<Option<i64>>(&row, "n")?.unwrap_or(0) + 1
-                    }
-                };
-                task_seqs.insert(task, next);
-                Some(next)
-            }
-        };
-        sqlx::query(
-            "INSERT INTO events (seq, task_seq, id, type, actor_id, task_id, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(seq)
-        .bind(task_seq)
-        .bind(e.id.as_str())
-        .bind(e.event_type.as_str())
-        .bind(e.actor_id.as_ref().map(AccountId::as_str))
-        .bind(e.task_id.as_deref())
-        .bind(to_json(&e.payload)?)
-        .bind(e.created_at.millis())
-        .execute(tx.conn())
-        .await
-        .map_err(err)?;
-        let mut audience: Vec<&str> = e.audience.iter().map(AccountId::as_str).collect();
-        audience.sort_unstable();
-        audience.dedup();
-        for account in audience {
-            sqlx::query("INSERT INTO event_audience (account_id, seq) VALUES ($1, $2)")
-                .bind(account)
-                .bind(seq)
-                .execute(tx.conn())
-                .await
-                .map_err(err)?;
+        let task_seq = e.task_id.as_deref().map(|task| {
+            let next = task_seqs.get(task).copied().unwrap_or(0) + 1;
+            task_seqs.insert(task.to_owned(), next);
+            next
+        });
+        rows.push((seq, task_seq, e));
+    }
+    for chunk in rows.chunks(CHUNK / 8) {
+        let sql = format!(
+            "INSERT INTO events (seq, task_seq, id, type, actor_id, task_id, payload, created_at) VALUES {}",
+            row_marks(chunk.len(), 8)
+        );
+        let mut q = db::query(db::AssertSqlSafe(sql));
+        for (seq, task_seq, e) in chunk {
+            q = q
+                .bind(*seq)
+                .bind(*task_seq)
+                .bind(e.id.as_str())
+                .bind(e.event_type.as_str())
+                .bind(e.actor_id.as_ref().map(AccountId::as_str))
+                .bind(e.task_id.as_deref())
+                .bind(to_json(&e.payload)?)
+                .bind(e.created_at.millis());
         }
+        q.execute(tx.conn()).await.map_err(err)?;
+    }
+    let mut audience: Vec<(&str, i64)> =
+        rows.iter().flat_map(|(seq, _, e)| e.audience.iter().map(move |a| (a.as_str(), *seq))).collect();
+    audience.sort_unstable();
+    audience.dedup();
+    for chunk in audience.chunks(CHUNK / 2) {
+        let sql =
+            format!("INSERT INTO event_audience (account_id, seq) VALUES {}", row_marks(chunk.len(), 2));
+        let mut q = db::query(db::AssertSqlSafe(sql));
+        for (account, seq) in chunk {
+            q = q.bind(*account).bind(*seq);
+        }
+        q.execute(tx.conn()).await.map_err(err)?;
     }
     Ok(())
+}
+
+/// The last `task_seq` of each task the events name (absent: none yet), in one query.
+async fn last_task_seqs(tx: &mut Sql<InTx>, events: &[NewEvent]) -> Result<HashMap<String, i64>> {
+    let mut tasks: Vec<&str> = events.iter().filter_map(|e| e.task_id.as_deref()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let mut out = HashMap::new();
+    for chunk in tasks.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT task_id, MAX(task_seq) AS n FROM events WHERE task_id IN ({}) GROUP BY task_id",
+            marks(chunk.len())
+        );
+        let mut q = db::query(db::AssertSqlSafe(sql));
+        for task in chunk {
+            q = q.bind(*task);
+        }
+        for r in q.fetch_all(tx.conn()).await.map_err(err)? {
+            out.insert(get::<String>(&r, "task_id")?, get::<Option<i64>>(&r, "n")?.unwrap_or(0));
+        }
+    }
+    Ok(out)
 }

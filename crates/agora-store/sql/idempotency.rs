@@ -9,6 +9,7 @@ use super::{
     InTx, Source, Sql,
     rows::{corrupt, db_err, err, get, time},
 };
+use crate::db;
 
 #[async_trait]
 impl<S: Source> IdempotencyReads for Sql<S> {
@@ -19,7 +20,7 @@ impl<S: Source> IdempotencyReads for Sql<S> {
         key: &str,
         not_before: Timestamp,
     ) -> Result<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT request_hash, status, body, created_at FROM idempotency_keys \
              WHERE account_id = $1 AND idem_key = $2 AND created_at >= $3",
         )
@@ -52,7 +53,7 @@ impl IdempotencyWrites for Sql<InTx> {
         r: &IdempotencyRecord,
         expired_before: Timestamp,
     ) -> Result<()> {
-        let done = sqlx::query(
+        let done = db::query(
             "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, status, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (account_id, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \

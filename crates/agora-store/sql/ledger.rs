@@ -17,6 +17,7 @@ use super::{
     rows::{corrupt, count, err, get, limit_of, time},
 };
 use crate::FOR_UPDATE;
+use crate::db;
 
 macro_rules! hold_cols {
     () => {
@@ -74,7 +75,7 @@ fn statement_line(r: &DbRow) -> Result<StatementLine> {
 impl<S: Source> Sql<S> {
     /// An owner's balances, one per currency (only `currency`, when given), by currency.
     async fn balances_of(&mut self, owner: &AccountId, currency: Option<&Currency>) -> Result<Vec<Balance>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT currency, bucket, balance FROM ledger_accounts WHERE owner_id = $1 \
              AND ($2 IS NULL OR currency = $2) ORDER BY currency, bucket",
         )
@@ -103,7 +104,7 @@ impl<S: Source> Sql<S> {
     }
 
     async fn keys(&mut self, sql: &'static str, col: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(sql).fetch_all(self.0.exec()).await.map_err(err)?;
+        let rows = db::query(sql).fetch_all(self.0.exec()).await.map_err(err)?;
         rows.iter().map(|r| get::<String>(r, col)).collect()
     }
 }
@@ -123,7 +124,7 @@ impl<S: Source> LedgerReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn statement(&mut self, owner: &AccountId, offset: u64, limit: u64) -> Result<Page<StatementLine>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT t.id, t.kind, t.currency, a.bucket, l.amount, t.actor_id, t.hold_id, t.ref_kind, t.ref_id, \
              t.reason, t.created_at \
              FROM ledger_lines l JOIN ledger_accounts a ON a.key = l.account_key \
@@ -137,7 +138,7 @@ impl<S: Source> LedgerReads for Sql<S> {
         .await
         .map_err(err)?;
         let total: i64 = get(
-            &sqlx::query(
+            &db::query(
                 "SELECT COUNT(*) AS n FROM ledger_lines l JOIN ledger_accounts a ON a.key = l.account_key \
                  WHERE a.owner_id = $1",
             )
@@ -152,7 +153,7 @@ impl<S: Source> LedgerReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn revenue(&mut self) -> Result<Vec<(Currency, i64)>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT currency, balance FROM ledger_accounts WHERE bucket = 'revenue' ORDER BY currency",
         )
         .fetch_all(self.0.exec())
@@ -197,7 +198,7 @@ impl<S: Source> LedgerReads for Sql<S> {
                 "key",
             )
             .await?;
-        let sums = sqlx::query(
+        let sums = db::query(
             "SELECT currency, \
              CAST(COALESCE(SUM(CASE WHEN bucket <> 'funding' THEN balance ELSE 0 END), 0) AS BIGINT) AS inside, \
              CAST(COALESCE(SUM(CASE WHEN bucket = 'funding' THEN -balance ELSE 0 END), 0) AS BIGINT) AS entered \
@@ -223,13 +224,13 @@ impl<S: Source> LedgerReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn hold(&mut self, id: &HoldId) -> Result<Option<Hold>> {
         let sql = concat!("SELECT ", hold_cols!(), " FROM holds WHERE id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(hold_from_row).transpose()
     }
 
     #[instrument(level = "debug", skip_all)]
     async fn quota(&mut self, account: &AccountId, period: &str, monthly_free: i64) -> Result<QuotaState> {
-        let row = sqlx::query("SELECT period, free_used, bonus, purchased FROM quotas WHERE account_id = $1")
+        let row = db::query("SELECT period, free_used, bonus, purchased FROM quotas WHERE account_id = $1")
             .bind(account.as_str())
             .fetch_optional(self.0.exec())
             .await
@@ -252,7 +253,7 @@ impl Sql<InTx> {
     /// Makes sure the account has a quota row for `period`; a row of an earlier period
     /// starts the new one with no free units used (bonus and purchased units carry over).
     async fn quota_row(&mut self, account: &AccountId, period: &str) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO quotas (account_id, period, free_used, bonus, purchased) VALUES ($1, $2, 0, 0, 0) \
              ON CONFLICT (account_id) DO UPDATE SET period = excluded.period, free_used = 0 \
              WHERE quotas.period <> excluded.period",
@@ -279,7 +280,7 @@ impl Sql<InTx> {
     ) -> Result<bool> {
         // `DO NOTHING` rather than a unique violation: on PostgreSQL an error would abort
         // the whole transaction, and the caller decides what a repeat means.
-        let done = sqlx::query(
+        let done = db::query(
             "INSERT INTO quota_movements (id, account_id, kind, bucket, units, period, ref, reason, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (account_id, kind, ref) WHERE ref IS NOT NULL DO NOTHING",
@@ -305,7 +306,7 @@ impl LedgerWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn post_ledger(&mut self, t: &NewLedgerTx) -> Result<Posted> {
         let plan = &t.plan;
-        sqlx::query(
+        db::query(
             "INSERT INTO ledger_transactions (id, kind, currency, actor_id, hold_id, ref_kind, ref_id, reason, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -329,7 +330,7 @@ impl LedgerWrites for Sql<InTx> {
         for (key, p) in lines {
             if p.amount < 0 && !p.account.may_go_negative() {
                 // The debit and its check are one statement: no read-then-write window.
-                let done = sqlx::query(
+                let done = db::query(
                     "UPDATE ledger_accounts SET balance = balance + $2 WHERE key = $1 AND balance + $2 >= 0",
                 )
                 .bind(&key)
@@ -344,7 +345,7 @@ impl LedgerWrites for Sql<InTx> {
                 // A credit, or a funding account's debit: the range check is in the same
                 // statement, written so that it cannot overflow itself (i64::MAX is bound,
                 // since SQLite reads the literal -9223372036854775808 as a float).
-                let done = sqlx::query(
+                let done = db::query(
                     "INSERT INTO ledger_accounts (key, owner_id, currency, bucket, balance) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (key) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance \
                      WHERE (excluded.balance >= 0 AND ledger_accounts.balance <= $6 - excluded.balance) \
@@ -363,7 +364,7 @@ impl LedgerWrites for Sql<InTx> {
                     return Ok(Posted::OutOfRange);
                 }
             }
-            sqlx::query("INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ($1, $2, $3)")
+            db::query("INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ($1, $2, $3)")
                 .bind(t.id.as_str())
                 .bind(&key)
                 .bind(p.amount)
@@ -376,7 +377,7 @@ impl LedgerWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_hold(&mut self, h: &Hold) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO holds (id, payer_id, currency, amount, remaining, ref_kind, ref_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
@@ -397,7 +398,7 @@ impl LedgerWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn hold_remaining_for_update(&mut self, id: &HoldId) -> Result<Option<i64>> {
         let sql = format!("SELECT remaining FROM holds WHERE id = $1{FOR_UPDATE}");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = db::query(db::AssertSqlSafe(sql))
             .bind(id.as_str())
             .fetch_optional(self.conn())
             .await
@@ -412,7 +413,7 @@ impl LedgerWrites for Sql<InTx> {
              RETURNING ",
             hold_cols!()
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(id.as_str())
             .bind(amount)
             .bind(now.millis())
@@ -447,7 +448,7 @@ impl LedgerWrites for Sql<InTx> {
             ),
         ];
         for (bucket, sql) in attempts {
-            let done = sqlx::query(sql)
+            let done = db::query(sql)
                 .bind(account.as_str())
                 .bind(monthly_free)
                 .execute(self.conn())
@@ -469,7 +470,7 @@ impl LedgerWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn quota_refund(&mut self, account: &AccountId, reference: &str, now: Timestamp) -> Result<bool> {
-        let consumed = sqlx::query(
+        let consumed = db::query(
             "SELECT bucket, period FROM quota_movements WHERE account_id = $1 AND kind = 'consume' AND ref = $2",
         )
         .bind(account.as_str())
@@ -494,7 +495,7 @@ impl LedgerWrites for Sql<InTx> {
                 "UPDATE quotas SET purchased = purchased + 1 WHERE account_id = $1 AND $2 = $2"
             }
         };
-        sqlx::query(sql).bind(account.as_str()).bind(&period).execute(self.conn()).await.map_err(err)?;
+        db::query(sql).bind(account.as_str()).bind(&period).execute(self.conn()).await.map_err(err)?;
         Ok(true)
     }
 
@@ -514,7 +515,7 @@ impl LedgerWrites for Sql<InTx> {
             QuotaBucket::Free => return Err(StoreError::Backend("free units are not granted".into())),
         };
         self.quota_row(account, period).await?;
-        sqlx::query(sql).bind(account.as_str()).bind(units).execute(self.conn()).await.map_err(err)?;
+        db::query(sql).bind(account.as_str()).bind(units).execute(self.conn()).await.map_err(err)?;
         self.quota_movement(account, "grant", bucket, units, period, None, Some(reason), now).await?;
         Ok(())
     }

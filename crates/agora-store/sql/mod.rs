@@ -1,18 +1,23 @@
 //! The SQL that SQLite and PostgreSQL share, written once, one file per aggregate.
 //!
 //! This folder is not a module of `agora-store`: each backend crate includes it with
-//! `#[path = "../../agora-store/sql/mod.rs"] mod sql;` and compiles it against its own sqlx
-//! driver. Why a shared source instead of generic code: sqlx code generic over its
-//! `Database` trait needs an `Encode + Decode + Type` bound for every column type on every
-//! function, which buries the SQL; compiled once per backend, the same text gets concrete
-//! types. Every statement here is portable: `$n` parameters, `RETURNING`,
-//! `ON CONFLICT … DO UPDATE … WHERE`, integer millisecond times, JSON as text.
+//! `#[path = "../../agora-store/sql/mod.rs"] mod sql;` and compiles it against its own
+//! driver, through a module `db` with sqlx's query API: sqlx itself on PostgreSQL, a
+//! rusqlite adapter of the same shape on SQLite (`agora-store-sqlite/src/db.rs`, which says
+//! why). Why a shared source instead of generic code: code generic over a driver needs a
+//! decode bound for every column type on every function, which buries the SQL; compiled
+//! once per backend, the same text gets concrete types. Every statement here is portable:
+//! `$n` parameters, `RETURNING`, `ON CONFLICT … DO UPDATE … WHERE`, integer millisecond
+//! times, JSON as text.
 //!
 //! # What a backend provides
 //!
 //! In its crate root, before including this folder:
-//! - `Db`: its sqlx driver (`sqlx::Sqlite`, `sqlx::Postgres`);
-//! - `BackendStore`: its store type, with a `pool: sqlx::Pool<Db>` field;
+//! - `db`: `query`, `AssertSqlSafe`, `Error`, `Row`, `Pool`, `Transaction`, `Conn` (what a
+//!   transaction's statements run on), the `Executor<'c>` and `Decode<'r>` traits,
+//!   `try_get(&row, column)` and `is_unique_violation(&error)`;
+//! - `BackendStore`: its store type, with a `pool: db::Pool` field and a
+//!   `statements: Statements` field (the counter every statement adds to);
 //! - `BACKEND`: its name for logs and `/readyz`;
 //! - `FOR_UPDATE` and `SKIP_LOCKED`: the suffixes that lock a row read for update, or skip
 //!   rows another transaction holds (empty on SQLite, whose write transactions already hold
@@ -65,6 +70,11 @@ mod services;
 mod tasks;
 mod webhooks;
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use agora_core::AccountId;
 use agora_store::{NewEvent, Reads, Result, Store, Tx, Wakeup};
 use async_trait::async_trait;
@@ -72,32 +82,53 @@ use tokio::sync::broadcast;
 
 pub(crate) use rows::db_err;
 
-use super::{BACKEND, BackendStore, Db, FOR_UPDATE, Waker, begin};
+use super::{BACKEND, BackendStore, FOR_UPDATE, Waker, begin, db};
 use rows::err;
 
-pub(crate) type DbRow = <Db as sqlx::Database>::Row;
-pub(crate) type Conn = <Db as sqlx::Database>::Connection;
+pub(crate) type DbRow = db::Row;
+pub(crate) type Conn = db::Conn;
+
+/// How many statements (transaction control included) a store has sent to its database:
+/// `agora bench` divides it by the operations it ran. Each statement passes through
+/// [`Source::exec`] or `Sql::<InTx>::conn`, which count it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Statements(Arc<AtomicU64>);
+
+impl Statements {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Where a [`Sql`] runs its statements.
 pub(crate) trait Source: Send {
-    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db>;
+    /// The connection for one statement; each call counts one.
+    fn exec(&mut self) -> impl db::Executor<'_>;
 }
 
 /// Statements against a source of connections; see the module docs.
 pub(crate) struct Sql<S>(pub(crate) S);
 
 /// Reads outside a transaction: each statement on a pooled connection.
-pub(crate) struct Pooled(pub(crate) sqlx::Pool<Db>);
+pub(crate) struct Pooled {
+    pool: db::Pool,
+    statements: Statements,
+}
 
 impl Source for Pooled {
-    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db> {
-        &self.0
+    fn exec(&mut self) -> impl db::Executor<'_> {
+        self.statements.add(1);
+        &self.pool
     }
 }
 
 /// An open write transaction and what it does at commit.
 pub(crate) struct InTx {
-    tx: sqlx::Transaction<'static, Db>,
+    tx: db::Transaction,
     /// Events appended so far; written at commit (see `events::flush`).
     events: Vec<NewEvent>,
     /// Inboxes to wake once this transaction commits.
@@ -105,16 +136,21 @@ pub(crate) struct InTx {
     /// Whether it scheduled background work (chore runners look again after commit).
     chores: bool,
     waker: Waker,
+    statements: Statements,
 }
 
 impl Source for InTx {
-    fn exec(&mut self) -> impl sqlx::Executor<'_, Database = Db> {
-        &mut *self.tx
+    fn exec(&mut self) -> impl db::Executor<'_> {
+        self.statements.add(1);
+        let conn: &mut Conn = &mut self.tx;
+        conn
     }
 }
 
 impl Sql<InTx> {
+    /// The transaction's connection for one statement; each call counts one.
     fn conn(&mut self) -> &mut Conn {
+        self.0.statements.add(1);
         &mut self.0.tx
     }
 
@@ -130,7 +166,7 @@ impl Sql<InTx> {
     ) -> Result<Option<T>> {
         let sql = format!("SELECT {cols} FROM {from} WHERE id = $1{FOR_UPDATE}");
         let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.conn()).await.map_err(err)?;
+            db::query(db::AssertSqlSafe(sql)).bind(id).fetch_optional(self.conn()).await.map_err(err)?;
         row.as_ref().map(from_row).transpose()
     }
 }
@@ -147,8 +183,9 @@ impl Tx for Sql<InTx> {
         if self.0.chores {
             signals.push(Wakeup::Chores);
         }
-        let InTx { mut tx, waker, .. } = self.0;
-        super::before_commit(&waker, &mut tx, &signals).await?;
+        let InTx { mut tx, waker, statements, .. } = self.0;
+        statements.add(super::before_commit(&waker, &mut tx, &signals).await?);
+        statements.add(1);
         tx.commit().await.map_err(rows::err)?;
         super::after_commit(&waker, signals);
         Ok(())
@@ -162,7 +199,7 @@ impl Store for BackendStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(rows::err)?;
+        db::query("SELECT 1").execute(&self.pool).await.map_err(rows::err)?;
         Ok(())
     }
 
@@ -171,6 +208,7 @@ impl Store for BackendStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
+        self.statements.add(1);
         let tx = begin(&self.pool).await.map_err(rows::err)?;
         Ok(Box::new(Sql(InTx {
             tx,
@@ -178,11 +216,16 @@ impl Store for BackendStore {
             wakes: Vec::new(),
             chores: false,
             waker: super::waker(self),
+            statements: self.statements.clone(),
         })))
     }
 
     fn read(&self) -> Box<dyn Reads> {
-        Box::new(Sql(Pooled(self.pool.clone())))
+        Box::new(Sql(Pooled { pool: self.pool.clone(), statements: self.statements.clone() }))
+    }
+
+    fn statements(&self) -> u64 {
+        self.statements.get()
     }
 
     fn wakeups(&self) -> broadcast::Receiver<Wakeup> {

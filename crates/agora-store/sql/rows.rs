@@ -2,19 +2,19 @@
 
 use agora_core::Timestamp;
 use agora_store::{Conflict, Result, StoreError};
-use sqlx::Row;
 
 use super::DbRow;
+use crate::db;
 
 /// Maps a driver error; a unique violation becomes the conflict the caller names.
-pub(crate) fn db_err(conflict: Option<Conflict>) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match (&e, conflict) {
-        (sqlx::Error::Database(d), Some(c)) if d.is_unique_violation() => StoreError::Conflict(c),
+pub(crate) fn db_err(conflict: Option<Conflict>) -> impl FnOnce(db::Error) -> StoreError {
+    move |e| match conflict {
+        Some(c) if db::is_unique_violation(&e) => StoreError::Conflict(c),
         _ => StoreError::Backend(e.to_string()),
     }
 }
 
-pub(crate) fn err(e: sqlx::Error) -> StoreError {
+pub(crate) fn err(e: db::Error) -> StoreError {
     db_err(None)(e)
 }
 
@@ -22,11 +22,8 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid: {value:?}"))
 }
 
-pub(crate) fn get<'r, T>(r: &'r DbRow, col: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, super::Db> + sqlx::Type<super::Db>,
-{
-    r.try_get(col).map_err(err)
+pub(crate) fn get<'r, T: db::Decode<'r>>(r: &'r DbRow, col: &str) -> Result<T> {
+    db::try_get(r, col).map_err(err)
 }
 
 pub(crate) fn ts(v: Option<i64>) -> Option<Timestamp> {

@@ -9,6 +9,7 @@ use super::{
     DbRow, InTx, Source, Sql,
     rows::{count, err, get, json_col, like_pattern, limit_of, time, to_json},
 };
+use crate::db;
 
 macro_rules! service_cols {
     () => {
@@ -46,7 +47,7 @@ impl<S: Source> ServiceReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn service(&mut self, id: &ServiceId) -> Result<Option<Service>> {
         let sql = concat!("SELECT ", service_cols!(), " FROM services s WHERE s.id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(service_from_row).transpose()
     }
 
@@ -76,7 +77,7 @@ impl<S: Source> ServiceReads for Sql<S> {
              ORDER BY {order} LIMIT $5 OFFSET $6",
             service_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(db::AssertSqlSafe(sql))
             .bind(agent)
             .bind(text.as_deref())
             .bind(online)
@@ -87,7 +88,7 @@ impl<S: Source> ServiceReads for Sql<S> {
             .await
             .map_err(err)?;
         let total: i64 = get(
-            &sqlx::query(sqlx::AssertSqlSafe(format!(
+            &db::query(db::AssertSqlSafe(format!(
                 "SELECT COUNT(*) AS n FROM services s JOIN accounts a ON a.id = s.agent_id WHERE {filter}"
             )))
             .bind(agent)
@@ -105,7 +106,7 @@ impl<S: Source> ServiceReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn is_favorite(&mut self, service: &ServiceId, account: &AccountId) -> Result<bool> {
         let row =
-            sqlx::query("SELECT 1 AS one FROM service_favorites WHERE service_id = $1 AND account_id = $2")
+            db::query("SELECT 1 AS one FROM service_favorites WHERE service_id = $1 AND account_id = $2")
                 .bind(service.as_str())
                 .bind(account.as_str())
                 .fetch_optional(self.0.exec())
@@ -119,7 +120,7 @@ impl<S: Source> ServiceReads for Sql<S> {
 impl ServiceWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn insert_service(&mut self, s: &Service) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO services (id, agent_id, name, version, short_description, description, price, currency, \
              input_schema, output_schema, published, paid_count, favorite_count, total_revenue, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, $12, $12)",
@@ -149,7 +150,7 @@ impl ServiceWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn update_service(&mut self, s: &Service) -> Result<()> {
-        sqlx::query(
+        db::query(
             "UPDATE services SET name = $2, version = $3, short_description = $4, description = $5, price = $6, \
              currency = $7, input_schema = $8, output_schema = $9, published = $10, updated_at = $11 WHERE id = $1",
         )
@@ -172,7 +173,7 @@ impl ServiceWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn service_paid(&mut self, id: &ServiceId, amount: i64) -> Result<()> {
-        sqlx::query("UPDATE services SET paid_count = paid_count + 1, total_revenue = total_revenue + $2 WHERE id = $1")
+        db::query("UPDATE services SET paid_count = paid_count + 1, total_revenue = total_revenue + $2 WHERE id = $1")
             .bind(id.as_str())
             .bind(amount)
             .execute(self.conn())
@@ -190,7 +191,7 @@ impl ServiceWrites for Sql<InTx> {
         now: Timestamp,
     ) -> Result<bool> {
         let changed = if on {
-            sqlx::query(
+            db::query(
                 "INSERT INTO service_favorites (service_id, account_id, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (service_id, account_id) DO NOTHING",
             )
@@ -201,7 +202,7 @@ impl ServiceWrites for Sql<InTx> {
             .await
             .map_err(err)?
         } else {
-            sqlx::query("DELETE FROM service_favorites WHERE service_id = $1 AND account_id = $2")
+            db::query("DELETE FROM service_favorites WHERE service_id = $1 AND account_id = $2")
                 .bind(service.as_str())
                 .bind(account.as_str())
                 .execute(self.conn())
@@ -211,7 +212,7 @@ impl ServiceWrites for Sql<InTx> {
         .rows_affected()
             == 1;
         if changed {
-            sqlx::query("UPDATE services SET favorite_count = favorite_count + $2 WHERE id = $1")
+            db::query("UPDATE services SET favorite_count = favorite_count + $2 WHERE id = $1")
                 .bind(service.as_str())
                 .bind(if on { 1_i64 } else { -1 })
                 .execute(self.conn())

@@ -19,6 +19,7 @@ use super::{
     },
 };
 use crate::SKIP_LOCKED;
+use crate::db;
 
 macro_rules! task_cols {
     () => {
@@ -93,7 +94,7 @@ impl<S: Source> TaskReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn task(&mut self, id: &TaskId) -> Result<Option<Task>> {
         let sql = concat!("SELECT ", task_cols!(), " FROM tasks WHERE id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -120,7 +121,7 @@ impl<S: Source> TaskReads for Sql<S> {
             "SELECT {} FROM tasks WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7",
             task_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(db::AssertSqlSafe(sql))
             .bind(requester)
             .bind(assignee)
             .bind(statuses.as_deref())
@@ -132,7 +133,7 @@ impl<S: Source> TaskReads for Sql<S> {
             .await
             .map_err(err)?;
         let total: i64 = get(
-            &sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM tasks WHERE {filter}")))
+            &db::query(db::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM tasks WHERE {filter}")))
                 .bind(requester)
                 .bind(assignee)
                 .bind(statuses.as_deref())
@@ -148,7 +149,7 @@ impl<S: Source> TaskReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn task_messages(&mut self, id: &TaskId) -> Result<Vec<TaskMessage>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT id, task_id, author_id, body, created_at FROM task_messages WHERE task_id = $1 \
              ORDER BY created_at, id",
         )
@@ -172,7 +173,7 @@ impl<S: Source> TaskReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn in_progress_count(&mut self, agent: &AccountId) -> Result<i64> {
         let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee_id = $1 AND status = 'in_progress'")
+            db::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee_id = $1 AND status = 'in_progress'")
                 .bind(agent.as_str())
                 .fetch_one(self.0.exec())
                 .await
@@ -189,7 +190,7 @@ impl<S: Source> TaskReads for Sql<S> {
                  AND assignee_id IN ({}) GROUP BY assignee_id",
                 marks(chunk.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = db::query(db::AssertSqlSafe(sql));
             for a in chunk {
                 query = query.bind(a.as_str());
             }
@@ -202,7 +203,7 @@ impl<S: Source> TaskReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn held_tasks(&mut self, agent: &AccountId) -> Result<Vec<TaskId>> {
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT id FROM tasks WHERE status IN ('queued', 'in_progress') \
              AND (assignee_id = $1 OR assignee_id IN (SELECT id FROM accounts WHERE owner_id = $1)) \
              ORDER BY created_at, id",
@@ -222,7 +223,7 @@ impl<S: Source> TaskReads for Sql<S> {
                 "SELECT DISTINCT assignee_id FROM tasks WHERE status = 'queued' AND assignee_id IN ({})",
                 marks(chunk.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = db::query(db::AssertSqlSafe(sql));
             for a in chunk {
                 query = query.bind(a.as_str());
             }
@@ -236,7 +237,7 @@ impl<S: Source> TaskReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn chat(&mut self, id: &ChatId) -> Result<Option<Chat>> {
         let sql = concat!("SELECT ", chat_cols!(), " FROM chats WHERE id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(chat_from_row).transpose()
     }
 }
@@ -245,7 +246,7 @@ impl<S: Source> TaskReads for Sql<S> {
 impl TaskWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn insert_task(&mut self, t: &Task) -> Result<()> {
-        sqlx::query(concat!(
+        db::query(concat!(
             "INSERT INTO tasks (",
             task_cols!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
@@ -288,7 +289,7 @@ impl TaskWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn update_task(&mut self, t: &Task) -> Result<()> {
-        sqlx::query(
+        db::query(
             "UPDATE tasks SET status = $2, assignee_id = $3, output = $4, details = $5, progress = $6, \
              hold_id = $7, lease_expires_at = $8, deadline_at = $9, delivered_at = $10, auto_accept_at = $11, \
              updated_at = $12, revision_due_at = $13 WHERE id = $1",
@@ -319,7 +320,7 @@ impl TaskWrites for Sql<InTx> {
              ORDER BY created_at, id LIMIT 1{SKIP_LOCKED}",
             task_cols!()
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = db::query(db::AssertSqlSafe(sql))
             .bind(agent.as_str())
             .fetch_optional(self.conn())
             .await
@@ -344,7 +345,7 @@ impl TaskWrites for Sql<InTx> {
             task_cols!()
         );
         let (after_at, after_id) = after.map_or((i64::MIN, ""), |(t, id)| (t.millis(), id.as_str()));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = db::query(db::AssertSqlSafe(sql))
             .bind(now.millis())
             .bind(after_at)
             .bind(after_id)
@@ -356,7 +357,7 @@ impl TaskWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_task_message(&mut self, m: &TaskMessage) -> Result<()> {
-        sqlx::query("INSERT INTO task_messages (id, task_id, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+        db::query("INSERT INTO task_messages (id, task_id, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(m.id.as_str())
             .bind(m.task_id.as_str())
             .bind(m.author_id.as_str())
@@ -370,22 +371,18 @@ impl TaskWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_chat(&mut self, c: &Chat) -> Result<()> {
-        sqlx::query(concat!(
-            "INSERT INTO chats (",
-            chat_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(c.id.as_str())
-        .bind(c.requester_id.as_str())
-        .bind(c.agent_id.as_str())
-        .bind(to_json(&c.messages)?)
-        .bind(c.open_task_id.as_ref().map(TaskId::as_str))
-        .bind(c.turns)
-        .bind(c.created_at.millis())
-        .bind(c.updated_at.millis())
-        .execute(self.conn())
-        .await
-        .map_err(err)?;
+        db::query(concat!("INSERT INTO chats (", chat_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+            .bind(c.id.as_str())
+            .bind(c.requester_id.as_str())
+            .bind(c.agent_id.as_str())
+            .bind(to_json(&c.messages)?)
+            .bind(c.open_task_id.as_ref().map(TaskId::as_str))
+            .bind(c.turns)
+            .bind(c.created_at.millis())
+            .bind(c.updated_at.millis())
+            .execute(self.conn())
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -396,7 +393,7 @@ impl TaskWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn update_chat(&mut self, c: &Chat) -> Result<()> {
-        sqlx::query(
+        db::query(
             "UPDATE chats SET messages = $2, open_task_id = $3, turns = $4, updated_at = $5 WHERE id = $1",
         )
         .bind(c.id.as_str())

@@ -16,6 +16,7 @@ use super::{
     rows::{CHUNK, corrupt, count, err, get, json_col, limit_of, marks, opt_time, row_marks, time, to_json},
 };
 use crate::SKIP_LOCKED;
+use crate::db;
 
 macro_rules! endpoint_cols {
     () => {
@@ -101,14 +102,14 @@ impl<S: Source> WebhookReads for Sql<S> {
             endpoint_cols!(),
             " FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id"
         );
-        let rows = sqlx::query(sql).bind(account.as_str()).fetch_all(self.0.exec()).await.map_err(err)?;
+        let rows = db::query(sql).bind(account.as_str()).fetch_all(self.0.exec()).await.map_err(err)?;
         rows.iter().map(endpoint_from_row).collect()
     }
 
     #[instrument(level = "debug", skip_all)]
     async fn webhook_endpoint(&mut self, id: &WebhookId) -> Result<Option<WebhookEndpoint>> {
         let sql = concat!("SELECT ", endpoint_cols!(), " FROM webhook_endpoints WHERE id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(endpoint_from_row).transpose()
     }
 
@@ -121,7 +122,7 @@ impl<S: Source> WebhookReads for Sql<S> {
                 endpoint_cols!(),
                 marks(chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(db::AssertSqlSafe(sql));
             for a in chunk {
                 q = q.bind(a.as_str());
             }
@@ -140,7 +141,7 @@ impl<S: Source> WebhookReads for Sql<S> {
                 "SELECT id, requester_id, webhook_url FROM tasks WHERE webhook_url IS NOT NULL AND id IN ({})",
                 marks(chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(db::AssertSqlSafe(sql));
             for t in chunk {
                 q = q.bind(t.as_str());
             }
@@ -165,7 +166,7 @@ impl<S: Source> WebhookReads for Sql<S> {
     ) -> Result<Page<WebhookDelivery>> {
         let filter = "endpoint_id = $1 AND ($2 IS NULL OR status = $2)";
         let status = status.map(DeliveryStatus::as_str);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = db::query(db::AssertSqlSafe(format!(
             "SELECT {} FROM webhook_deliveries WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
             delivery_cols!()
         )))
@@ -177,7 +178,7 @@ impl<S: Source> WebhookReads for Sql<S> {
         .await
         .map_err(err)?;
         let total: i64 = get(
-            &sqlx::query(sqlx::AssertSqlSafe(format!(
+            &db::query(db::AssertSqlSafe(format!(
                 "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE {filter}"
             )))
             .bind(endpoint.as_str())
@@ -193,7 +194,7 @@ impl<S: Source> WebhookReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn delivery(&mut self, id: &DeliveryId) -> Result<Option<WebhookDelivery>> {
         let sql = concat!("SELECT ", delivery_cols!(), " FROM webhook_deliveries WHERE id = $1");
-        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
+        let row = db::query(sql).bind(id.as_str()).fetch_optional(self.0.exec()).await.map_err(err)?;
         row.as_ref().map(delivery_from_row).transpose()
     }
 
@@ -206,7 +207,7 @@ impl<S: Source> WebhookReads for Sql<S> {
                  WHERE delivery_id IN ({}) ORDER BY delivery_id, attempt",
                 marks(chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(db::AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(id.as_str());
             }
@@ -226,7 +227,7 @@ impl<S: Source> WebhookReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn pending_deliveries(&mut self) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
+        let row = db::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
             .fetch_one(self.0.exec())
             .await
             .map_err(err)?;
@@ -242,7 +243,7 @@ impl<S: Source> WebhookReads for Sql<S> {
         limit: u64,
     ) -> Result<(Page<Notification>, u64)> {
         let filter = if unread_only { "account_id = $1 AND read_at IS NULL" } else { "account_id = $1" };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = db::query(db::AssertSqlSafe(format!(
             "SELECT {} FROM notifications WHERE {filter} ORDER BY event_seq DESC, id DESC LIMIT $2 OFFSET $3",
             notification_cols!()
         )))
@@ -252,7 +253,7 @@ impl<S: Source> WebhookReads for Sql<S> {
         .fetch_all(self.0.exec())
         .await
         .map_err(err)?;
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT COUNT(*) AS total, COUNT(read_at) AS read FROM notifications WHERE account_id = $1",
         )
         .bind(account.as_str())
@@ -274,7 +275,7 @@ impl<S: Source> WebhookReads for Sql<S> {
 impl WebhookWrites for Sql<InTx> {
     #[instrument(level = "debug", skip_all)]
     async fn insert_webhook_endpoint(&mut self, w: &WebhookEndpoint) -> Result<()> {
-        sqlx::query(concat!(
+        db::query(concat!(
             "INSERT INTO webhook_endpoints (",
             endpoint_cols!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -305,7 +306,7 @@ impl WebhookWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn update_webhook_endpoint(&mut self, w: &WebhookEndpoint) -> Result<()> {
-        sqlx::query(
+        db::query(
             "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, secret = $5, active = $6, \
              disabled_reason = $7, failing_since = $8, updated_at = $9, previous_secret = $10, \
              previous_secret_until = $11 WHERE id = $1",
@@ -336,7 +337,7 @@ impl WebhookWrites for Sql<InTx> {
             "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
             "DELETE FROM webhook_endpoints WHERE id = $1",
         ] {
-            sqlx::query(sql).bind(id.as_str()).execute(self.conn()).await.map_err(err)?;
+            db::query(sql).bind(id.as_str()).execute(self.conn()).await.map_err(err)?;
         }
         Ok(())
     }
@@ -349,7 +350,7 @@ impl WebhookWrites for Sql<InTx> {
                 delivery_cols!(),
                 row_marks(chunk.len(), 17)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(db::AssertSqlSafe(sql));
             for d in chunk {
                 q = q
                     .bind(d.id.as_str())
@@ -382,7 +383,7 @@ impl WebhookWrites for Sql<InTx> {
         reason: &str,
         _now: Timestamp,
     ) -> Result<u64> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, claim_token = NULL \
              WHERE endpoint_id = $1 AND status = 'pending'",
         )
@@ -409,7 +410,7 @@ impl WebhookWrites for Sql<InTx> {
              ORDER BY next_attempt_at LIMIT $4{SKIP_LOCKED}) RETURNING {}",
             delivery_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(db::AssertSqlSafe(sql))
             .bind(lease_until.millis())
             .bind(token)
             .bind(now.millis())
@@ -423,7 +424,7 @@ impl WebhookWrites for Sql<InTx> {
         }
         // What each needs: its event, and where and how to send it.
         let seqs: Vec<i64> = deliveries.iter().filter_map(|d| d.event_seq).collect();
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut q = db::query(db::AssertSqlSafe(format!(
             "SELECT seq, task_seq, id, type, actor_id, task_id, payload, created_at FROM events WHERE seq IN ({})",
             marks(seqs.len())
         )));
@@ -442,7 +443,7 @@ impl WebhookWrites for Sql<InTx> {
         let endpoint_ids: Vec<&str> =
             deliveries.iter().filter_map(|d| d.endpoint_id.as_ref().map(WebhookId::as_str)).collect();
         if !endpoint_ids.is_empty() {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let mut q = db::query(db::AssertSqlSafe(format!(
                 "SELECT id, url, secret, previous_secret, previous_secret_until, active FROM webhook_endpoints \
                  WHERE id IN ({})",
                 marks(endpoint_ids.len())
@@ -465,7 +466,7 @@ impl WebhookWrites for Sql<InTx> {
             deliveries.iter().filter(|d| d.endpoint_id.is_none()).map(|d| d.account_id.as_str()).collect();
         let mut account_secrets: HashMap<String, String> = HashMap::new();
         if !owners.is_empty() {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let mut q = db::query(db::AssertSqlSafe(format!(
                 "SELECT id, webhook_secret FROM accounts WHERE id IN ({})",
                 marks(owners.len())
             )));
@@ -509,7 +510,7 @@ impl WebhookWrites for Sql<InTx> {
         token: &str,
         a: &DeliveryAttempt,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE webhook_deliveries SET status = $3, attempts = $4, round_attempts = $5, next_attempt_at = $6, \
              claim_token = NULL, last_status_code = $7, last_error = $8, last_attempt_at = $9, delivered_at = $10 \
              WHERE id = $1 AND claim_token = $2",
@@ -536,7 +537,7 @@ impl WebhookWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn insert_attempt(&mut self, a: &DeliveryAttempt) -> Result<()> {
-        sqlx::query(
+        db::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, error) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -554,7 +555,7 @@ impl WebhookWrites for Sql<InTx> {
 
     #[instrument(level = "debug", skip_all)]
     async fn restart_delivery(&mut self, id: &DeliveryId, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2, round_attempts = 0, \
              claim_token = NULL WHERE id = $1 \
              AND NOT (status = 'pending' AND claim_token IS NOT NULL AND next_attempt_at > $2)",
@@ -575,7 +576,7 @@ impl WebhookWrites for Sql<InTx> {
                 notification_cols!(),
                 row_marks(chunk.len(), 9)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(db::AssertSqlSafe(sql));
             for n in chunk {
                 q = q
                     .bind(n.id.as_str())
@@ -602,14 +603,14 @@ impl WebhookWrites for Sql<InTx> {
     ) -> Result<u64> {
         let done = match id {
             // One: found (and the caller's) or not; reading it twice is not an error.
-            Some(id) => sqlx::query(
+            Some(id) => db::query(
                 "UPDATE notifications SET read_at = COALESCE(read_at, $3) WHERE account_id = $1 AND id = $2",
             )
             .bind(account.as_str())
             .bind(id.as_str())
             .bind(now.millis()),
             None => {
-                sqlx::query("UPDATE notifications SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
+                db::query("UPDATE notifications SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
                     .bind(account.as_str())
                     .bind(now.millis())
             }

@@ -126,6 +126,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn begin(&self) -> Result<Box<dyn Tx>>;
     /// Reads outside any transaction, each on a pooled connection.
     fn read(&self) -> Box<dyn Reads>;
+    /// Statements sent to the database since this store opened, transaction control
+    /// included: `agora bench` reports them per operation.
+    fn statements(&self) -> u64;
     /// Committed wake-ups for waiting inboxes and log readers, from this and (on
     /// PostgreSQL) every replica.
     fn wakeups(&self) -> broadcast::Receiver<Wakeup>;

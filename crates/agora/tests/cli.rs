@@ -635,6 +635,8 @@ fn bench_smoke(database_url: Option<String>) {
     assert!(figure("lifecycle", "lifecycles").as_u64().unwrap() > 0);
     // A lifecycle is create, claim, deliver, read: at least four requests.
     assert!(figure("lifecycle", "requests_per_lifecycle").as_f64().unwrap() >= 4.0);
+    // Each of those requests runs at least one statement.
+    assert!(figure("lifecycle", "statements_per_lifecycle").as_f64().unwrap() >= 4.0);
     assert!(figure("idle", "ratio_to_baseline").as_f64().is_some());
     assert_eq!(figure("webhooks", "deliveries"), 25);
     assert_eq!(figure("webhooks", "duplicates"), 0);

@@ -348,6 +348,9 @@ pub async fn baseline(args: &BenchArgs) -> anyhow::Result<Report> {
     Ok(errors.add_to(report))
 }
 
+/// The server's count of statements sent to its database.
+const STATEMENTS: &str = "agora_store_statements_total";
+
 pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report> {
     let c = args.concurrency.max(1);
     let server = Agora::start(args, "lifecycle").await?;
@@ -381,6 +384,7 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
     let progress = Progress::start("lifecycle: completed".into(), 0);
     let counter = progress.counter();
     requests.store(0, Ordering::Relaxed);
+    let statements_before = server.metric(STATEMENTS).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds.max(1));
     let mut loops = JoinSet::new();
@@ -429,12 +433,16 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
     }
     let elapsed = started.elapsed().as_secs_f64();
     let sent = requests.load(Ordering::Relaxed);
+    let statements = server.metric(STATEMENTS).await? - statements_before;
     progress.finish().await;
     wind_down(&stop, server, workers).await?;
 
     let done = latencies.len();
     let per_s = done as f64 / elapsed;
     let per_lifecycle = if done > 0 { sent as f64 / done as f64 } else { 0.0 };
+    // Everything the server ran meanwhile: the agents' polls, background work and the
+    // lifecycles cut off by the deadline are shared out over the completed ones.
+    let statements_per_lifecycle = if done > 0 { statements / done as f64 } else { 0.0 };
     let bound = if per_lifecycle > 0.0 { ceiling / per_lifecycle } else { 0.0 };
     let s = Summary::of(latencies);
     let report = Report::new("lifecycle")
@@ -445,6 +453,7 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
         .figure("p50_ms", s.p50)
         .figure("p99_ms", s.p99)
         .figure("requests_per_lifecycle", r2(per_lifecycle))
+        .figure("statements_per_lifecycle", r2(statements_per_lifecycle))
         .figure("ceiling_requests_per_s", r2(ceiling))
         .figure(
             "fraction_of_ceiling_bound",
