@@ -14,7 +14,7 @@ use tracing::instrument;
 
 use super::{
     DbRow, InTx, Source, Sql,
-    rows::{corrupt, count, err, get, limit_of, time},
+    rows::{corrupt, count, err, get, limit_of, row_marks, time},
 };
 use crate::FOR_UPDATE;
 use crate::db;
@@ -327,7 +327,7 @@ impl LedgerWrites for Sql<InTx> {
         let mut lines: Vec<(String, &Posting)> =
             plan.postings().iter().map(|p| (p.account.key(), p)).collect();
         lines.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, p) in lines {
+        for (key, p) in &lines {
             if p.amount < 0 && !p.account.may_go_negative() {
                 // The debit and its check are one statement: no read-then-write window.
                 let done = db::query(
@@ -364,14 +364,20 @@ impl LedgerWrites for Sql<InTx> {
                     return Ok(Posted::OutOfRange);
                 }
             }
-            db::query("INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES ($1, $2, $3)")
-                .bind(t.id.as_str())
-                .bind(&key)
-                .bind(p.amount)
-                .execute(self.conn())
-                .await
-                .map_err(err)?;
         }
+        // The lines, in one statement (a plan has a handful of postings, well under CHUNK).
+        if lines.is_empty() {
+            return Ok(Posted::Done);
+        }
+        let sql = format!(
+            "INSERT INTO ledger_lines (tx_id, account_key, amount) VALUES {}",
+            row_marks(lines.len(), 3)
+        );
+        let mut q = db::query(db::AssertSqlSafe(sql));
+        for (key, p) in &lines {
+            q = q.bind(t.id.as_str()).bind(key.as_str()).bind(p.amount);
+        }
+        q.execute(self.conn()).await.map_err(err)?;
         Ok(Posted::Done)
     }
 
