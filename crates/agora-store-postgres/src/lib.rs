@@ -14,7 +14,7 @@ use sqlx::{
     Row,
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 pub use sqlx::postgres::PgConnectOptions as ConnectOptions;
 
@@ -67,50 +67,173 @@ pub struct PgStore {
     channel: Arc<str>,
     listening: Arc<OnceLock<()>>,
     statements: sql::Statements,
+    log: Log,
+    notifier: mpsc::UnboundedSender<Vec<Wakeup>>,
 }
 
-/// A transaction announces wake-ups with `pg_notify` inside itself: PostgreSQL delivers
-/// them at commit, to every replica's listener, and drops them on rollback.
+/// A transaction's wake-ups go, once it has committed, to this replica's notifier task,
+/// which sends them with `pg_notify` to every replica's listener. Not inside the
+/// transaction: PostgreSQL serialises the commits of transactions that notify (a
+/// database-wide lock held through the commit's WAL flush), which made every
+/// event-writing commit wait for the one before it. The notifier sends whatever has
+/// gathered while its previous statement ran in one statement. A crash between a commit
+/// and its notification loses only the wake-up; readers also look every
+/// `worker_interval_ms`.
 #[derive(Debug, Clone)]
-struct Waker(Arc<str>);
+struct Waker(mpsc::UnboundedSender<Vec<Wakeup>>);
 
 fn waker(store: &PgStore) -> Waker {
-    Waker(store.channel.clone())
+    Waker(store.notifier.clone())
 }
 
-async fn before_commit(
-    waker: &Waker,
-    tx: &mut sqlx::Transaction<'static, Db>,
-    signals: &[Wakeup],
-) -> Result<u64> {
-    let payloads: Vec<&str> = signals
-        .iter()
-        .map(|w| match w {
-            Wakeup::Agent(agent) => agent.as_str(),
-            Wakeup::Events => EVENTS_PAYLOAD,
-            Wakeup::Chores => CHORES_PAYLOAD,
-            // Never sent by a transaction; a listener publishes it itself.
-            Wakeup::All => ALL_PAYLOAD,
-        })
-        .collect();
-    if payloads.is_empty() {
-        return Ok(0);
+fn after_commit(waker: &Waker, signals: Vec<Wakeup>) {
+    if !signals.is_empty() {
+        // The notifier is gone only when the store is: nobody is left to wake.
+        let _ = waker.0.send(signals);
     }
-    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-        .bind(&*waker.0)
-        .bind(&payloads)
-        .execute(&mut **tx)
+}
+
+async fn notify(
+    pool: sqlx::PgPool,
+    channel: Arc<str>,
+    statements: sql::Statements,
+    mut rx: mpsc::UnboundedReceiver<Vec<Wakeup>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut payloads: Vec<&str> = Vec::new();
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        for w in batch.iter().flatten() {
+            payloads.push(match w {
+                Wakeup::Agent(agent) => agent.as_str(),
+                Wakeup::Events => EVENTS_PAYLOAD,
+                Wakeup::Chores => CHORES_PAYLOAD,
+                // Never sent by a transaction; a listener publishes it itself.
+                Wakeup::All => ALL_PAYLOAD,
+            });
+        }
+        payloads.sort_unstable();
+        payloads.dedup();
+        statements.add(1);
+        let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(&*channel)
+            .bind(&payloads)
+            .execute(&pool)
+            .await;
+        match sent {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot send wake-ups; readers will look on their timer"),
+        }
+    }
+}
+
+/// How this deployment fences the event log on PostgreSQL. Positions come from the
+/// sequence `event_seq`, so event-writing transactions do not wait for each other, but they
+/// commit out of position order. A writer therefore holds, from before it takes its
+/// positions until it commits, a shared advisory lock whose key is the last position handed
+/// out before it (its positions are all greater). A reader reads only up to the fence: the
+/// smaller of the sequence's last position, read first, and the least key still locked,
+/// read second. Every position at or below it is committed (visible to the reader's next
+/// statement) or will never exist (rolled back). See docs/architecture.md.
+#[derive(Debug, Clone)]
+struct Log {
+    /// 16 bits from this schema's name, in the lock keys, so that deployments sharing a
+    /// database do not hold up each other's readers.
+    tag: i64,
+}
+
+/// Lock key classes ('F'ence and 'T'ask) in the top byte of an advisory lock's first key.
+const FENCE_CLASS: i64 = 0x46 << 24;
+const TASK_CLASS: i64 = 0x54 << 24;
+
+impl Log {
+    fn for_schema(schema: &str) -> Self {
+        // FNV-1a: stable across processes and versions, unlike std's hasher.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in schema.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        Self { tag: i64::from((h ^ (h >> 16)) & 0xffff) }
+    }
+
+    /// The lock of a writer whose positions are all above `last`: its two 32-bit keys.
+    fn fence_key(&self, last: i64) -> (i32, i32) {
+        let class = FENCE_CLASS | (self.tag << 8) | ((last >> 32) & 0xff);
+        (class as i32, (last & 0xffff_ffff) as u32 as i32)
+    }
+}
+
+/// Locks the transaction's tasks (one writer per task until commit, so their numbers are
+/// read race-free), then takes the fence lock, then the positions.
+async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<Vec<i64>> {
+    use sql::Source;
+    let tag = tx.log().tag;
+    for task in tasks {
+        // Sorted by the caller: every transaction locks tasks in one order.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind((TASK_CLASS | (tag << 8)) as i32)
+            .bind(*task)
+            .execute(tx.exec())
+            .await
+            .map_err(sql::err)?;
+    }
+    let last = last_position(tx).await?;
+    let (k1, k2) = tx.log().fence_key(last);
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(k1)
+        .bind(k2)
+        .execute(tx.exec())
         .await
-        .map_err(sql::db_err(None))?;
-    Ok(1)
+        .map_err(sql::err)?;
+    let rows = sqlx::query("SELECT nextval('event_seq') AS seq FROM generate_series(1, $1)")
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .fetch_all(tx.exec())
+        .await
+        .map_err(sql::err)?;
+    let mut seqs = rows.iter().map(|r| sql::get::<i64>(r, "seq")).collect::<Result<Vec<_>>>()?;
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The last position the sequence has handed out (0 before the first).
+async fn last_position<S: sql::Source>(s: &mut S) -> Result<i64> {
+    let row = sqlx::query("SELECT last_value, is_called FROM event_seq")
+        .fetch_one(s.exec())
+        .await
+        .map_err(sql::err)?;
+    let (value, called): (i64, bool) = (sql::get(&row, "last_value")?, sql::get(&row, "is_called")?);
+    Ok(if called { value } else { value - 1 })
+}
+
+/// Up to where a reader may read (see [`Log`]); two statements, in this order.
+async fn log_fence<S: sql::Source>(s: &mut S) -> Result<i64> {
+    let last = last_position(s).await?;
+    let prefix = (FENCE_CLASS | (s.log().tag << 8)) >> 8;
+    let row = sqlx::query(
+        "SELECT min(((classid::int8 & 255) << 32) | objid::int8) AS held FROM pg_locks \
+         WHERE locktype = 'advisory' AND objsubid = 2 AND (classid::int8 >> 8) = $1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(prefix)
+    .fetch_one(s.exec())
+    .await
+    .map_err(sql::err)?;
+    let held: Option<i64> = sql::get(&row, "held")?;
+    Ok(held.map_or(last, |h| h.min(last)))
+}
+
+/// The log's end as a reader may see it: the fence.
+async fn log_end<S: sql::Source>(s: &mut S) -> Result<i64> {
+    log_fence(s).await
 }
 
 /// The notification payloads that are not agent ids (account ids never start with `*`).
 const EVENTS_PAYLOAD: &str = "*events";
 const CHORES_PAYLOAD: &str = "*chores";
 const ALL_PAYLOAD: &str = "*all";
-
-fn after_commit(_: &Waker, _: Vec<Wakeup>) {}
 
 fn subscribe(store: &PgStore) -> broadcast::Receiver<Wakeup> {
     let rx = store.hub.subscribe();
@@ -188,12 +311,18 @@ impl PgStore {
             .await
             .and_then(|r| r.try_get("s"))
             .map_err(sql::db_err(None))?;
+        let channel: Arc<str> = channel_for(&schema).into();
+        let statements = sql::Statements::default();
+        let (notifier, rx) = mpsc::unbounded_channel();
+        tokio::spawn(notify(pool.clone(), channel.clone(), statements.clone(), rx));
         Ok(Self {
             pool,
             hub: WakeHub::default(),
-            channel: channel_for(&schema).into(),
+            channel,
             listening: Arc::default(),
-            statements: sql::Statements::default(),
+            statements,
+            log: Log::for_schema(&schema),
+            notifier,
         })
     }
 

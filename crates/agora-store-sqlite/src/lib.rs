@@ -38,6 +38,7 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
     hub: WakeHub,
     statements: sql::Statements,
+    log: Log,
 }
 
 /// One process owns the database file, so wake-ups are published in-process after commit.
@@ -48,9 +49,37 @@ fn waker(store: &SqliteStore) -> Waker {
     Waker(store.hub.clone())
 }
 
-/// Nothing to send before commit: returns how many statements it ran (none).
-async fn before_commit(_: &Waker, _: &mut db::Transaction, _: &[Wakeup]) -> Result<u64> {
-    Ok(0)
+/// Nothing the event log needs to know about this database.
+#[derive(Debug, Clone, Default)]
+struct Log;
+
+/// One writer at a time, so the counter row numbers events in commit order, gap-free, and
+/// holds every task's numbering for this transaction alone.
+async fn number_events(tx: &mut sql::InTx, n: usize, _tasks: &[&str]) -> Result<Vec<i64>> {
+    use sql::Source;
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let row = db::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
+        .bind(n)
+        .fetch_one(tx.exec())
+        .await
+        .map_err(sql::err)?;
+    let last: i64 = sql::get(&row, "last_seq")?;
+    Ok((last - n + 1..=last).collect())
+}
+
+/// Every committed position may be read: no write is in flight while a statement reads.
+#[allow(clippy::unused_async)]
+async fn log_fence<S: sql::Source>(_: &mut S) -> Result<i64> {
+    Ok(i64::MAX)
+}
+
+/// The last position handed out, all of it committed.
+async fn log_end<S: sql::Source>(s: &mut S) -> Result<i64> {
+    let row = db::query("SELECT last_seq FROM event_counter WHERE id = 1")
+        .fetch_one(s.exec())
+        .await
+        .map_err(sql::err)?;
+    sql::get(&row, "last_seq")
 }
 
 fn after_commit(waker: &Waker, signals: Vec<Wakeup>) {
@@ -94,7 +123,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(e.to_string()))?
             .map_err(sql::db_err(None))?;
-        Ok(Self { pool, options, hub: WakeHub::default(), statements: sql::Statements::default() })
+        Ok(Self { pool, options, hub: WakeHub::default(), statements: sql::Statements::default(), log: Log })
     }
 
     /// Applies the embedded migrations that have not run yet.

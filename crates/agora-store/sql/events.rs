@@ -42,9 +42,19 @@ pub(super) fn event_from_row(r: &DbRow) -> Result<Event> {
 impl<S: Source> EventReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn events_after(&mut self, after: i64, limit: u64) -> Result<Vec<Event>> {
-        let sql = concat!("SELECT ", event_cols!(), " FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
-        let rows =
-            db::query(sql).bind(after).bind(limit_of(limit)).fetch_all(self.0.exec()).await.map_err(err)?;
+        let fence = crate::log_fence(&mut self.0).await?;
+        let sql = concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
+        );
+        let rows = db::query(sql)
+            .bind(after)
+            .bind(limit_of(limit))
+            .bind(fence)
+            .fetch_all(self.0.exec())
+            .await
+            .map_err(err)?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -55,15 +65,17 @@ impl<S: Source> EventReads for Sql<S> {
         limit: u64,
     ) -> Result<Vec<(Event, Vec<AccountId>)>> {
         // One row per event and member.
+        let fence = crate::log_fence(&mut self.0).await?;
         let rows = db::query(
             "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at, \
                     a.account_id AS audience \
-             FROM (SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) p \
+             FROM (SELECT seq FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2) p \
              JOIN events e ON e.seq = p.seq LEFT JOIN event_audience a ON a.seq = e.seq \
              ORDER BY e.seq, a.account_id",
         )
         .bind(after)
         .bind(limit_of(limit))
+        .bind(fence)
         .fetch_all(self.0.exec())
         .await
         .map_err(err)?;
@@ -89,14 +101,16 @@ impl<S: Source> EventReads for Sql<S> {
         after: i64,
         limit: u64,
     ) -> Result<Vec<Event>> {
+        let fence = crate::log_fence(&mut self.0).await?;
         let rows = db::query(
             "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at \
              FROM event_audience a JOIN events e ON e.seq = a.seq \
-             WHERE a.account_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
+             WHERE a.account_id = $1 AND a.seq > $2 AND a.seq <= $4 ORDER BY a.seq LIMIT $3",
         )
         .bind(account.as_str())
         .bind(after)
         .bind(limit_of(limit))
+        .bind(fence)
         .fetch_all(self.0.exec())
         .await
         .map_err(err)?;
@@ -105,11 +119,7 @@ impl<S: Source> EventReads for Sql<S> {
 
     #[instrument(level = "debug", skip_all)]
     async fn last_event_seq(&mut self) -> Result<i64> {
-        let row = db::query("SELECT last_seq FROM event_counter WHERE id = 1")
-            .fetch_one(self.0.exec())
-            .await
-            .map_err(err)?;
-        get(&row, "last_seq")
+        crate::log_end(&mut self.0).await
     }
 
     #[instrument(level = "debug", skip_all)]
@@ -147,30 +157,26 @@ impl EventWrites for Sql<InTx> {
     }
 }
 
-/// Writes the transaction's buffered events, numbered from the counter row. Runs last, just
-/// before commit, so the counter's row lock is the last lock taken and is held only for this:
-/// positions follow commit order and are gap-free (see docs/architecture.md, "The event log").
-/// Four statements however many events: the counter, the tasks' last numbers, the events,
-/// their audiences (each insert in chunks of at most [`CHUNK`] rows).
+/// Writes the transaction's buffered events. Runs last, just before commit. The backend
+/// numbers them (`number_events`: a counter row on SQLite, a sequence and a fence that
+/// readers respect on PostgreSQL; docs/architecture.md, "The event log"); then come the
+/// tasks' last numbers, the events and their audiences, one statement each (inserts in
+/// chunks of at most [`CHUNK`] rows).
 #[instrument(level = "debug", skip_all)]
 pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     if tx.0.events.is_empty() {
         return Ok(());
     }
-    let n = i64::try_from(tx.0.events.len()).unwrap_or(i64::MAX);
-    let row = db::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
-        .bind(n)
-        .fetch_one(tx.conn())
-        .await
-        .map_err(err)?;
-    let last: i64 = get(&row, "last_seq")?;
     let events = std::mem::take(&mut tx.0.events);
-    // Per-task numbers continue from the task's last event; the counter lock held since the
-    // `UPDATE` above makes reading those last numbers race-free.
-    let mut task_seqs = last_task_seqs(tx, &events).await?;
+    let mut tasks: Vec<&str> = events.iter().filter_map(|e| e.task_id.as_deref()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    // Positions, ascending, and the tasks held against other writers until commit, so that
+    // reading each task's last number below is race-free (the backend says how).
+    let seqs = crate::number_events(&mut tx.0, events.len(), &tasks).await?;
+    let mut task_seqs = last_task_seqs(tx, &tasks).await?;
     let mut rows = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let seq = last - n + 1 + i64::try_from(i).unwrap_or(0);
+    for (e, &seq) in events.iter().zip(&seqs) {
         let task_seq = e.task_id.as_deref().map(|task| {
             let next = task_seqs.get(task).copied().unwrap_or(0) + 1;
             task_seqs.insert(task.to_owned(), next);
@@ -213,11 +219,8 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     Ok(())
 }
 
-/// The last `task_seq` of each task the events name (absent: none yet), in one query.
-async fn last_task_seqs(tx: &mut Sql<InTx>, events: &[NewEvent]) -> Result<HashMap<String, i64>> {
-    let mut tasks: Vec<&str> = events.iter().filter_map(|e| e.task_id.as_deref()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
+/// The last `task_seq` of each of `tasks` (absent: none yet), in one query per chunk.
+async fn last_task_seqs(tx: &mut Sql<InTx>, tasks: &[&str]) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();
     for chunk in tasks.chunks(CHUNK) {
         let sql = format!(

@@ -333,7 +333,7 @@ impl LedgerWrites for Sql<InTx> {
                 let done = db::query(
                     "UPDATE ledger_accounts SET balance = balance + $2 WHERE key = $1 AND balance + $2 >= 0",
                 )
-                .bind(&key)
+                .bind(key.as_str())
                 .bind(p.amount)
                 .execute(self.conn())
                 .await
@@ -351,7 +351,7 @@ impl LedgerWrites for Sql<InTx> {
                      WHERE (excluded.balance >= 0 AND ledger_accounts.balance <= $6 - excluded.balance) \
                      OR (excluded.balance < 0 AND ledger_accounts.balance >= (0 - $6) - excluded.balance)",
                 )
-                .bind(&key)
+                .bind(key.as_str())
                 .bind(p.account.owner().map(AccountId::as_str))
                 .bind(p.account.currency().as_str())
                 .bind(bucket_name(&p.account))

@@ -23,9 +23,13 @@
 //!   rows another transaction holds (empty on SQLite, whose write transactions already hold
 //!   the database lock);
 //! - `begin(&pool)`: how it opens a write transaction (`BEGIN IMMEDIATE` on SQLite);
-//! - `Waker`, `waker(&store)`, `before_commit` and `after_commit`: how a transaction's
-//!   wake-ups leave it (`NOTIFY` inside it on PostgreSQL, an in-process broadcast after it
-//!   on SQLite), and `subscribe(&store)`: where the process hears them.
+//! - `Waker`, `waker(&store)` and `after_commit`: how a transaction's wake-ups leave it once
+//!   it has committed (a batched `NOTIFY` on PostgreSQL, an in-process broadcast on
+//!   SQLite), and `subscribe(&store)`: where the process hears them;
+//! - `Log` (the store's `log` field), `number_events(&mut InTx, n, tasks)`,
+//!   `log_fence(&mut source)` and `log_end(&mut source)`: how events get their positions,
+//!   and up to which position a reader may read without ever skipping one that commits
+//!   later (docs/architecture.md, "The event log").
 //!
 //! # How the SQL is organised
 //!
@@ -82,8 +86,8 @@ use tokio::sync::broadcast;
 
 pub(crate) use rows::db_err;
 
-use super::{BACKEND, BackendStore, FOR_UPDATE, Waker, begin, db};
-use rows::err;
+use super::{BACKEND, BackendStore, FOR_UPDATE, Log, Waker, begin, db};
+pub(crate) use rows::{err, get};
 
 pub(crate) type DbRow = db::Row;
 pub(crate) type Conn = db::Conn;
@@ -95,7 +99,7 @@ pub(crate) type Conn = db::Conn;
 pub(crate) struct Statements(Arc<AtomicU64>);
 
 impl Statements {
-    fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -108,6 +112,9 @@ impl Statements {
 pub(crate) trait Source: Send {
     /// The connection for one statement; each call counts one.
     fn exec(&mut self) -> impl db::Executor<'_>;
+    /// What the backend needs to number and fence the event log.
+    #[allow(dead_code, reason = "SQLite's numbering and fence need nothing from it")]
+    fn log(&self) -> &Log;
 }
 
 /// Statements against a source of connections; see the module docs.
@@ -117,12 +124,18 @@ pub(crate) struct Sql<S>(pub(crate) S);
 pub(crate) struct Pooled {
     pool: db::Pool,
     statements: Statements,
+    #[allow(dead_code, reason = "SQLite's numbering and fence need nothing from it")]
+    log: Log,
 }
 
 impl Source for Pooled {
     fn exec(&mut self) -> impl db::Executor<'_> {
         self.statements.add(1);
         &self.pool
+    }
+
+    fn log(&self) -> &Log {
+        &self.log
     }
 }
 
@@ -137,6 +150,8 @@ pub(crate) struct InTx {
     chores: bool,
     waker: Waker,
     statements: Statements,
+    #[allow(dead_code, reason = "SQLite's numbering and fence need nothing from it")]
+    log: Log,
 }
 
 impl Source for InTx {
@@ -144,6 +159,10 @@ impl Source for InTx {
         self.statements.add(1);
         let conn: &mut Conn = &mut self.tx;
         conn
+    }
+
+    fn log(&self) -> &Log {
+        &self.log
     }
 }
 
@@ -183,8 +202,7 @@ impl Tx for Sql<InTx> {
         if self.0.chores {
             signals.push(Wakeup::Chores);
         }
-        let InTx { mut tx, waker, statements, .. } = self.0;
-        statements.add(super::before_commit(&waker, &mut tx, &signals).await?);
+        let InTx { tx, waker, statements, .. } = self.0;
         statements.add(1);
         tx.commit().await.map_err(rows::err)?;
         super::after_commit(&waker, signals);
@@ -217,11 +235,16 @@ impl Store for BackendStore {
             chores: false,
             waker: super::waker(self),
             statements: self.statements.clone(),
+            log: self.log.clone(),
         })))
     }
 
     fn read(&self) -> Box<dyn Reads> {
-        Box::new(Sql(Pooled { pool: self.pool.clone(), statements: self.statements.clone() }))
+        Box::new(Sql(Pooled {
+            pool: self.pool.clone(),
+            statements: self.statements.clone(),
+            log: self.log.clone(),
+        }))
     }
 
     fn statements(&self) -> u64 {

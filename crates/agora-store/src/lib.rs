@@ -148,8 +148,8 @@ pub enum Wakeup {
 }
 
 /// Where committed wake-ups are published to this process. On SQLite a transaction sends
-/// its wake-ups here after it commits; on PostgreSQL it sends `NOTIFY` inside the
-/// transaction (delivered at commit, to every replica) and a listener forwards them here.
+/// its wake-ups here after it commits; on PostgreSQL it hands them, once committed, to a
+/// notifier that sends `NOTIFY` to every replica, whose listener forwards them here.
 #[derive(Debug, Clone)]
 pub struct WakeHub(broadcast::Sender<Wakeup>);
 

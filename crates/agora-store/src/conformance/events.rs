@@ -1,5 +1,6 @@
-//! The event log: gap-free positions in commit order, per-task numbers, and nothing of a
-//! rolled-back transaction.
+//! The event log: a reader by position never skips an event, per-task numbers are
+//! gap-free, and nothing of a rolled-back transaction exists. Positions themselves may have
+//! gaps (on PostgreSQL a rolled-back transaction's positions are never used).
 
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ pub async fn event_log_reader_never_skips(store: Arc<dyn Store>) {
     while seen.len() < total {
         assert!(std::time::Instant::now() < deadline, "reader saw only {} of {total}", seen.len());
         for e in store.read().events_after(cursor, 50).await.expect("read") {
-            assert_eq!(e.seq, cursor + 1, "positions are gap-free and read in order");
+            assert!(e.seq > cursor, "positions are read in order");
             cursor = e.seq;
             seen.push((e.payload["writer"].as_i64(), e.payload["i"].as_i64()));
         }
@@ -81,8 +82,7 @@ pub async fn task_seqs_count_per_task(store: Arc<dyn Store>) {
     assert_eq!(b, (1..=3).map(Some).collect::<Vec<_>>());
 }
 
-/// Events of a transaction that rolls back never exist; the next commit takes the next
-/// position.
+/// Events of a transaction that rolls back never exist; the next commit comes after them.
 pub async fn rolled_back_events_never_exist(store: Arc<dyn Store>) {
     let start = store.read().last_event_seq().await.expect("end");
     let mut tx = store.begin().await.expect("begin");
@@ -93,6 +93,7 @@ pub async fn rolled_back_events_never_exist(store: Arc<dyn Store>) {
     tx.commit().await.expect("commit");
     let after = store.read().events_after(start, 10).await.expect("read");
     assert_eq!(after.len(), 1);
-    assert_eq!((after[0].seq, after[0].task_id.as_deref()), (start + 1, Some("tsk_real")));
+    assert!(after[0].seq > start);
+    assert_eq!((after[0].task_seq, after[0].task_id.as_deref()), (Some(1), Some("tsk_real")));
     assert!(store.read().task_events("tsk_ghost").await.expect("ghost").is_empty());
 }
