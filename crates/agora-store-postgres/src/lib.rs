@@ -146,6 +146,9 @@ struct Log {
 }
 
 /// Lock key classes ('F'ence and 'T'ask) in the top byte of an advisory lock's first key.
+/// A fence lock's first key is the class, the tag and bits 32–39 of the position; its
+/// second key is the position's low 32 bits (read back from `pg_locks` as an unsigned
+/// `objid`).
 const FENCE_CLASS: i64 = 0x46 << 24;
 const TASK_CLASS: i64 = 0x54 << 24;
 
@@ -157,12 +160,6 @@ impl Log {
             h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
         }
         Self { tag: i64::from((h ^ (h >> 16)) & 0xffff) }
-    }
-
-    /// The lock of a writer whose positions are all above `last`: its two 32-bit keys.
-    fn fence_key(&self, last: i64) -> (i32, i32) {
-        let class = FENCE_CLASS | (self.tag << 8) | ((last >> 32) & 0xff);
-        (class as i32, (last & 0xffff_ffff) as u32 as i32)
     }
 }
 
@@ -180,14 +177,18 @@ async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<V
             .await
             .map_err(sql::err)?;
     }
-    let last = last_position(tx).await?;
-    let (k1, k2) = tx.log().fence_key(last);
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .bind(k1)
-        .bind(k2)
-        .execute(tx.exec())
-        .await
-        .map_err(sql::err)?;
+    // The last position handed out, and the lock keyed by it, in one statement (the lock
+    // must come before `nextval`, not necessarily after the read): `fence_key` in SQL.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared( \
+             ($1 | ((l >> 32) & 255))::int4, \
+             ((l & 4294967295) - CASE WHEN (l & 4294967295) >= 2147483648 THEN 4294967296 ELSE 0 END)::int4) \
+         FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS l FROM event_seq) AS s",
+    )
+    .bind(FENCE_CLASS | (tag << 8))
+    .execute(tx.exec())
+    .await
+    .map_err(sql::err)?;
     let rows = sqlx::query("SELECT nextval('event_seq') AS seq FROM generate_series(1, $1)")
         .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .fetch_all(tx.exec())

@@ -640,6 +640,8 @@ fn bench_smoke(database_url: Option<String>) {
     assert!(figure("idle", "ratio_to_baseline").as_f64().is_some());
     assert_eq!(figure("webhooks", "deliveries"), 25);
     assert_eq!(figure("webhooks", "duplicates"), 0);
+    assert!(figure("writers", "commits_per_s_1").as_f64().unwrap() > 0.0);
+    assert!(figure("writers", "commits_per_s_8").as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -34,6 +34,8 @@ pub enum Scenario {
     Webhooks,
     /// The same client against a bare hello-world endpoint: the loopback ceiling.
     Baseline,
+    /// Event-writing commits from 1, then 8 concurrent connections, against the store.
+    Writers,
     /// Every scenario in turn (baseline first, so lifecycle can be compared with it).
     All,
 }
@@ -251,6 +253,7 @@ async fn run_scenarios(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Lifecycle,
             Scenario::Idle,
             Scenario::Webhooks,
+            Scenario::Writers,
         ],
         one => vec![one],
     };
@@ -268,6 +271,7 @@ async fn run_scenarios(args: BenchArgs) -> anyhow::Result<()> {
             }
             Scenario::Idle => scenarios::idle(&args).await?,
             Scenario::Webhooks => scenarios::webhooks(&args).await?,
+            Scenario::Writers => scenarios::writers(&args).await?,
             Scenario::All => continue,
         };
         if *scenario == Scenario::Baseline {

@@ -24,7 +24,7 @@ use tokio::{sync::mpsc, task::JoinSet};
 
 use super::{
     BenchArgs, Progress, Report, Summary, r2,
-    servers::{Agora, Baseline, rss_bytes},
+    servers::{Agora, Baseline, fresh_store, rss_bytes},
 };
 
 const PRICE: i64 = 1;
@@ -641,4 +641,59 @@ pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Report> {
         .figure("commit_to_receipt_p50_ms", s.p50)
         .figure("commit_to_receipt_p99_ms", s.p99)
         .figure("duplicates", received.duplicates.load(Ordering::Relaxed)))
+}
+
+/// Concurrent connections in the `writers` scenario's second half.
+const WRITERS: usize = 8;
+
+/// Transactions that each append one event and commit, straight against a store in this
+/// process: first from one connection, then from [`WRITERS`] at once. The ratio says
+/// whether event-writing commits run side by side (PostgreSQL) or one after another (SQLite
+/// has one writer by design).
+pub async fn writers(args: &BenchArgs) -> anyhow::Result<Report> {
+    let store = fresh_store(args, "writers").await?;
+    let each = Duration::from_secs((args.seconds / 2).max(1));
+    let one = commits(&store, 1, each).await?;
+    let many = commits(&store, WRITERS, each).await?;
+    store.close().await;
+    Ok(Report::new("writers")
+        .param("writers", WRITERS)
+        .param("seconds_each", each.as_secs())
+        .figure("commits_per_s_1", r2(one))
+        .figure("commits_per_s_8", r2(many))
+        .figure("ratio_8_to_1", if one > 0.0 { r2(many / one) } else { 0.0 }))
+}
+
+/// Commits per second of `n` concurrent loops of begin → append one event → commit.
+async fn commits(store: &Arc<dyn agora_store::Store>, n: usize, length: Duration) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut loops = JoinSet::new();
+    for _ in 0..n {
+        let store = store.clone();
+        loops.spawn(async move {
+            let mut done = 0_u64;
+            while Instant::now() < deadline {
+                let mut tx = store.begin().await?;
+                tx.append_event(&agora_store::NewEvent {
+                    id: agora_core::EventId::generate(),
+                    event_type: agora_core::event::EventType::PaymentAdjusted,
+                    actor_id: None,
+                    task_id: None,
+                    audience: Vec::new(),
+                    payload: serde_json::json!({ "bench": "writers" }),
+                    created_at: Timestamp::now(),
+                })
+                .await?;
+                tx.commit().await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = loops.join_next().await {
+        total += done??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }

@@ -90,6 +90,30 @@ impl Leftovers {
     }
 }
 
+/// A store opened in this process on a fresh database (a SQLite file in a run directory,
+/// or a scratch schema), migrated; both listed in `args.leftovers`.
+pub async fn fresh_store(args: &BenchArgs, label: &str) -> anyhow::Result<Arc<dyn agora_store::Store>> {
+    let dir = args.leftovers.run_dir(label)?;
+    let store: Arc<dyn agora_store::Store> = match args.database_url.as_deref() {
+        None => {
+            let s = agora_store_sqlite::SqliteStore::open_file(&dir.join("agora.db")).await?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        Some(server_url) => {
+            let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
+                .await
+                .context("creating a benchmark schema in the PostgreSQL database")?;
+            args.leftovers.add(Leftover::Schema { server_url: server_url.to_owned(), name: schema.clone() });
+            let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
+            let s = agora_store_postgres::PgStore::connect(&url).await?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+    };
+    Ok(store)
+}
+
 fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
