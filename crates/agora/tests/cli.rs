@@ -610,7 +610,8 @@ fn bench_smoke(database_url: Option<String>) {
         "25",
     ]);
     if let Some(url) = &database_url {
-        cmd.args(["--database-url", url]);
+        // Lifecycle on two replicas of one deployment, its pairs split across them.
+        cmd.args(["--database-url", url, "--replicas", "2"]);
     }
     let out = cmd.stderr(Stdio::inherit()).output().unwrap();
     assert!(out.status.success(), "agora bench failed");
@@ -620,7 +621,7 @@ fn bench_smoke(database_url: Option<String>) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     let names: Vec<&str> = reports.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "dispatch", "lifecycle", "idle", "webhooks"]);
+    assert_eq!(names, ["baseline", "dispatch", "lifecycle", "idle", "webhooks", "writers"]);
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
     for r in &reports {
         assert_eq!(r["backend"], backend, "{r}");
@@ -633,6 +634,8 @@ fn bench_smoke(database_url: Option<String>) {
     assert!(figure("baseline", "requests").as_u64().unwrap() > 0);
     assert!(figure("dispatch", "p99_ms").as_f64().is_some());
     assert!(figure("lifecycle", "lifecycles").as_u64().unwrap() > 0);
+    let servers = reports.iter().find(|r| r["name"] == "lifecycle").unwrap()["parameters"]["servers"].clone();
+    assert_eq!(servers, if database_url.is_some() { 2 } else { 1 });
     // A lifecycle is create, claim, deliver, read: at least four requests.
     assert!(figure("lifecycle", "requests_per_lifecycle").as_f64().unwrap() >= 4.0);
     // Each of those requests runs at least one statement.

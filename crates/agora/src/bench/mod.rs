@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// lifecycle and baseline: concurrent requester/agent pairs (client loops for baseline).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// lifecycle on PostgreSQL: servers on the one database, the pairs split evenly across
+    /// them (2 measures what a second replica adds).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
     /// lifecycle and baseline: seconds each runs.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,

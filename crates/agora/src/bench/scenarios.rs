@@ -353,7 +353,11 @@ const STATEMENTS: &str = "agora_store_statements_total";
 
 pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report> {
     let c = args.concurrency.max(1);
-    let server = Agora::start(args, "lifecycle").await?;
+    let mut server = Agora::start(args, "lifecycle").await?;
+    for _ in 1..args.replicas.max(1) {
+        server.add_replica().await?;
+    }
+    let urls = server.urls();
     let base = server.client.clone();
     let agents = members(&base, c, Some(PRICE), "agents").await?;
     let requesters = members(&base, c, None, "requesters").await?;
@@ -366,10 +370,12 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
     let requests = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     let mut pairs = Vec::new();
-    for (agent, requester) in agents.iter().zip(&requesters) {
+    for (i, (agent, requester)) in agents.iter().zip(&requesters).enumerate() {
+        // Pair i talks to server i mod n, both its members.
+        let url = &urls[i % urls.len()];
         let (delivered_tx, delivered) = mpsc::unbounded_channel();
         let worker = Worker {
-            client: agent.client.clone(),
+            client: agent.client.rebase(url.clone()),
             stop: stop.clone(),
             errors: errors.clone(),
             requests: requests.clone(),
@@ -377,7 +383,7 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
             delivered: Some(delivered_tx),
         };
         workers.spawn(worker.run());
-        pairs.push((agent.id.clone(), requester.client.clone(), delivered));
+        pairs.push((agent.id.clone(), requester.client.rebase(url.clone()), delivered));
     }
     waiters(&server, c, 60).await?;
 
@@ -447,6 +453,7 @@ pub async fn lifecycle(args: &BenchArgs, ceiling: f64) -> anyhow::Result<Report>
     let s = Summary::of(latencies);
     let report = Report::new("lifecycle")
         .param("pairs", c)
+        .param("servers", urls.len())
         .param("seconds", args.seconds)
         .figure("lifecycles", done)
         .figure("lifecycles_per_s", r2(per_s))

@@ -193,6 +193,8 @@ pub struct Agora {
     pub client: Client,
     pub admin: Client,
     log_filter: String,
+    /// Further servers on the same PostgreSQL schema (`add_replica`): each child and its URL.
+    replicas: Vec<(Child, String)>,
 }
 
 impl Agora {
@@ -226,7 +228,28 @@ impl Agora {
             client: base,
             url,
             log_filter: log_filter.to_owned(),
+            replicas: Vec::new(),
         })
+    }
+
+    /// Starts one more server on this server's PostgreSQL schema, as another replica of one
+    /// deployment; returns its URL. SQLite has no replicas: one process owns the file.
+    pub async fn add_replica(&mut self) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            matches!(self.db, Database::Postgres { .. }),
+            "replicas need PostgreSQL (--database-url): one process owns a SQLite file"
+        );
+        let dir = self.dir.join(format!("replica-{}", self.replicas.len() + 1));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("bench.toml"), CONFIG).context("writing the benchmark config")?;
+        let (child, url, _) = spawn(&dir, &self.db, &self.log_filter).await?;
+        self.replicas.push((child, url.clone()));
+        Ok(url)
+    }
+
+    /// Every server's URL: this one first, then its replicas.
+    pub fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone()).chain(self.replicas.iter().map(|(_, u)| u.clone())).collect()
     }
 
     pub fn pid(&self) -> anyhow::Result<u32> {
@@ -248,6 +271,9 @@ impl Agora {
     /// SIGTERM (waiting long-polls are answered and closed), waits for the exit, and removes
     /// the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        for (child, _) in &mut self.replicas {
+            terminate(child).await?;
+        }
         terminate(&mut self.child).await?;
         if let Database::Postgres { server_url, schema, .. } = self.db {
             self.leftovers.remove(Leftover::Schema { server_url, name: schema }).await?;
@@ -255,15 +281,20 @@ impl Agora {
         self.leftovers.remove(Leftover::Dir(self.dir)).await
     }
 
-    /// Reads one gauge or counter from `/metrics` (as the admin: metrics are not public).
+    /// Reads one gauge or counter from `/metrics` (as the admin: metrics are not public),
+    /// summed over this server and its replicas.
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let reply = self.admin.send(reqwest::Method::GET, "/metrics", None, &[]).await?;
-        reply
-            .text
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {name} in /metrics"))
+        let mut sum = 0.0;
+        for url in self.urls() {
+            let reply = self.admin.rebase(url).send(reqwest::Method::GET, "/metrics", None, &[]).await?;
+            sum += reply
+                .text
+                .lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .with_context(|| format!("no {name} in /metrics"))?;
+        }
+        Ok(sum)
     }
 }
 
