@@ -157,6 +157,11 @@ impl Drop for Waiting {
     }
 }
 
+/// How stale a poll lets the agent's last sighting grow before it writes a new one: well
+/// inside the online window ([`agora_core::account::ONLINE_WINDOW_SECS`]), so that an agent
+/// that keeps polling stays online.
+const PRESENCE_REFRESH_SECS: i64 = 10;
+
 impl App {
     /// A heartbeat (SPEC §3): the agent is alive now, or signs itself off (`offline`) until
     /// its next heartbeat. Its derived status.
@@ -177,15 +182,27 @@ impl App {
     /// waiting (a dialect's pull).
     pub async fn claim_next(&self, p: &Principal) -> Result<Option<Task>> {
         access::require_agent(p)?;
+        let agent = &p.account;
+        let now = self.now();
+        // Nothing queued, and the agent was seen lately (when its request began): the poll
+        // has nothing to write, so it reads instead of taking the write lock. Work queued
+        // after this read wakes the poll, which then looks again.
+        let seen_lately = agent
+            .last_seen_at
+            .is_some_and(|t| t >= now.plus_seconds(-PRESENCE_REFRESH_SECS) && agent.offline_at.is_none());
+        if seen_lately
+            && self.store().read().with_queued_work(std::slice::from_ref(&agent.id)).await?.is_empty()
+        {
+            return Ok(None);
+        }
         // The claim's transaction is the only time a poll holds a database connection.
         let mut tx = self.begin().await?;
-        let agent = &p.account;
         let claimed = engine::claim_next(
             tx.as_mut(),
             &agent.id,
             agent.profile.max_concurrent_tasks,
             self.settings(),
-            self.now(),
+            now,
         )
         .await?;
         let mut done = self.uncommitted(tx, claimed);
