@@ -2,7 +2,10 @@
 //! secret, profiles, API keys, webhook signing secrets, the agent directory, admins and
 //! bans. One way for an account to come to exist, whichever frontend asks.
 
-use std::{net::IpAddr, sync::OnceLock};
+use std::{
+    net::IpAddr,
+    sync::{Arc, OnceLock},
+};
 
 use agora_core::{
     AccountId, ApiKeyId, SessionId, Timestamp,
@@ -11,9 +14,10 @@ use agora_core::{
     validation,
 };
 use agora_store::{
-    AgentQuery, ApiKeyRecord, Credential, CredentialMatch, NewAccount, NewApiKey, NewSession, Page, Tx,
+    AgentQuery, ApiKeyRecord, Credential, CredentialMatch, NewAccount, NewApiKey, NewSession, Page, Store, Tx,
 };
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use tokio::sync::mpsc;
 
 use crate::{
     Admin, App, Principal, Uncommitted, engine,
@@ -322,7 +326,9 @@ impl App {
     }
 
     /// Records a key's use at most once a minute, off the request path: the caller should
-    /// not wait for bookkeeping.
+    /// not wait for bookkeeping. Uses go to one writer task per application, which writes
+    /// whatever has gathered in one transaction, so that a burst of first requests (every
+    /// agent reconnecting after a restart) makes a few writes, not one transaction each.
     fn touch_key(&self, key_id: &ApiKeyId, last_used_at: Option<Timestamp>) {
         let now = self.now();
         let stale =
@@ -330,18 +336,14 @@ impl App {
         if !stale {
             return;
         }
-        let (app, key_id) = (self.clone(), key_id.clone());
-        tokio::spawn(async move {
-            let touched = async {
-                let mut tx = app.begin().await?;
-                tx.touch_api_key(&key_id, now).await?;
-                tx.commit().await?;
-                Ok::<_, Error>(())
-            };
-            if let Err(e) = touched.await {
-                tracing::warn!(error = %e, "could not record key use");
-            }
+        let uses = self.0.key_uses.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            // The task holds the store, not the application: it ends when the application
+            // (and with it the sender) is dropped.
+            tokio::spawn(write_key_uses(self.0.store.clone(), rx));
+            tx
         });
+        let _ = uses.send((key_id.clone(), now));
     }
 
     /// Changes the principal's name and profile; absent fields are kept.
@@ -547,5 +549,29 @@ impl App {
     /// An account that must exist, for an admin operation on it.
     pub(crate) async fn existing_account(&self, id: &AccountId) -> Result<Account> {
         self.store().read().account(id).await?.ok_or(Error::NotFound("account"))
+    }
+}
+
+/// Writes key uses as they come, each batch (what gathered while the previous one was
+/// written, up to 1,000) in one transaction at the latest time among them.
+async fn write_key_uses(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<(ApiKeyId, Timestamp)>) {
+    while let Some(first) = rx.recv().await {
+        let mut latest = first.1;
+        let mut ids = vec![first.0];
+        while ids.len() < 1000 {
+            let Ok((id, at)) = rx.try_recv() else { break };
+            latest = latest.max(at);
+            ids.push(id);
+        }
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        let written = async {
+            let mut tx = store.begin().await?;
+            tx.touch_api_keys(&ids, latest).await?;
+            tx.commit().await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!(error = %e, "could not record key use");
+        }
     }
 }

@@ -162,6 +162,10 @@ impl Drop for Waiting {
 /// that keeps polling stays online.
 const PRESENCE_REFRESH_SECS: i64 = 10;
 
+/// Claim transactions one process runs at once: enough to keep a PostgreSQL pool busy
+/// (SQLite runs one writer anyway).
+pub(crate) const CLAIMS_AT_ONCE: usize = 32;
+
 impl App {
     /// A heartbeat (SPEC §3): the agent is alive now, or signs itself off (`offline`) until
     /// its next heartbeat. Its derived status.
@@ -195,7 +199,15 @@ impl App {
         {
             return Ok(None);
         }
-        // The claim's transaction is the only time a poll holds a database connection.
+        // The claim's transaction is the only time a poll holds a database connection. A
+        // burst of polls (every agent reconnecting after a restart) queues here, small,
+        // instead of each holding a transaction's state while it waits for a connection.
+        let _turn = self
+            .0
+            .claims
+            .acquire()
+            .await
+            .map_err(|_| crate::Error::Unavailable("claims are closed".into()))?;
         let mut tx = self.begin().await?;
         let claimed = engine::claim_next(
             tx.as_mut(),

@@ -77,6 +77,10 @@ struct Inner {
     /// Tells this replica's webhook sender that deliveries are due now.
     webhook_kick: Arc<Notify>,
     shutdown: watch::Sender<bool>,
+    /// Where key uses go to be written (see `App::touch_key`); started on first use.
+    key_uses: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(agora_core::ApiKeyId, Timestamp)>>,
+    /// Claim transactions running at once (see `App::claim_next`).
+    claims: tokio::sync::Semaphore,
 }
 
 /// The application's clock. Tests move it forward to make time pass for deadlines, leases
@@ -119,6 +123,8 @@ impl App {
             sender,
             webhook_kick: Arc::default(),
             shutdown: watch::channel(false).0,
+            key_uses: std::sync::OnceLock::new(),
+            claims: tokio::sync::Semaphore::new(inbox::CLAIMS_AT_ONCE),
         }))
     }
 

@@ -14,7 +14,8 @@ use tracing::instrument;
 use super::{
     DbRow, InTx, Source, Sql,
     rows::{
-        corrupt, count, db_err, err, get, json_col, like_pattern, limit_of, marks, opt_time, time, to_json,
+        CHUNK, corrupt, count, db_err, err, get, json_col, like_pattern, limit_of, marks, opt_time, time,
+        to_json,
     },
 };
 use crate::db;
@@ -403,13 +404,20 @@ impl AccountWrites for Sql<InTx> {
     }
 
     #[instrument(level = "debug", skip_all)]
-    async fn touch_api_key(&mut self, id: &ApiKeyId, now: Timestamp) -> Result<()> {
-        db::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(now.millis())
-            .execute(self.conn())
-            .await
-            .map_err(err)?;
+    async fn touch_api_keys(&mut self, ids: &[ApiKeyId], now: Timestamp) -> Result<()> {
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE api_keys SET last_used_at = ${} WHERE id IN ({})",
+                chunk.len() + 1,
+                marks(chunk.len())
+            );
+            let mut q = db::query(db::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q = q.bind(now.millis());
+            q.execute(self.conn()).await.map_err(err)?;
+        }
         Ok(())
     }
 

@@ -182,7 +182,8 @@ pub trait AccountWrites: Send {
         now: Timestamp,
     ) -> Result<Option<ApiKeyRecord>>;
     /// Records that a key was used (callers throttle how often).
-    async fn touch_api_key(&mut self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
+    /// Records that these keys were used at `now`.
+    async fn touch_api_keys(&mut self, ids: &[ApiKeyId], now: Timestamp) -> Result<()>;
 
     async fn insert_session(&mut self, session: &NewSession) -> Result<()>;
     /// Revokes the live session holding this refresh token, in one statement so that two

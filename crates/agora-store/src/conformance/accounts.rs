@@ -103,7 +103,7 @@ pub async fn api_keys_are_found_by_hash_until_revoked(shared: Arc<dyn Store>) {
     assert_eq!(p.account.id, a.id);
     assert_eq!(p.last_used_at, None);
     let mut tx = store.begin().await.expect("begin");
-    tx.touch_api_key(&key.id, now()).await.expect("touch");
+    tx.touch_api_keys(std::slice::from_ref(&key.id), now()).await.expect("touch");
     tx.commit().await.expect("commit");
     let p = store.read().credential_by_key(&minted.hash).await.expect("read").expect("found");
     assert!(p.last_used_at.is_some());
