@@ -98,8 +98,7 @@ impl App {
 
     /// The message of a chat turn, after the per-IP chat limit.
     fn turn_message(&self, p: &Principal, message: &str) -> Result<String> {
-        let ip = p.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        self.limits().check("chat", &format!("ip:{ip}"))?;
+        self.limits().check("chat", &crate::limits::ip_key(p.ip))?;
         Ok(message_text(message).map_err(|e| e.at("message"))?)
     }
 

@@ -187,13 +187,12 @@ impl App {
     pub async fn claim_next(&self, p: &Principal) -> Result<Option<Task>> {
         access::require_agent(p)?;
         let agent = &p.account;
-        let now = self.now();
         // Nothing queued, and the agent was seen lately (when its request began): the poll
         // has nothing to write, so it reads instead of taking the write lock. Work queued
         // after this read wakes the poll, which then looks again.
-        let seen_lately = agent
-            .last_seen_at
-            .is_some_and(|t| t >= now.plus_seconds(-PRESENCE_REFRESH_SECS) && agent.offline_at.is_none());
+        let seen_lately = agent.last_seen_at.is_some_and(|t| {
+            t >= self.now().plus_seconds(-PRESENCE_REFRESH_SECS) && agent.offline_at.is_none()
+        });
         if seen_lately
             && self.store().read().with_queued_work(std::slice::from_ref(&agent.id)).await?.is_empty()
         {
@@ -214,7 +213,9 @@ impl App {
             &agent.id,
             agent.profile.max_concurrent_tasks,
             self.settings(),
-            now,
+            // Read once the transaction holds the writer: the lease runs from the claim, not
+            // from before the wait for a turn.
+            self.now(),
         )
         .await?;
         let mut done = self.uncommitted(tx, claimed);

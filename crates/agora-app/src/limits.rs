@@ -2,7 +2,7 @@
 //! `governor`'s keyed GCRA limiters. Limits are kept per process: with several replicas each
 //! one counts its own share.
 
-use std::{collections::HashMap, num::NonZeroU32, time::Duration};
+use std::{collections::HashMap, net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 use serde::Deserialize;
@@ -10,6 +10,11 @@ use serde::Deserialize;
 use crate::{Settings, error::Error};
 
 type Limiter = DefaultKeyedRateLimiter<String>;
+
+/// The bucket of a client's address (`unknown` when the socket gave none).
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
+}
 
 /// `COUNT/PERIOD`, e.g. `60/minute` or `3/day`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +88,12 @@ impl RateLimits {
     /// Charges one request to `key` under the default limit.
     pub fn check_default(&self, key: &str) -> Result<(), Error> {
         self.default.as_ref().map_or(Ok(()), |l| check(l, key))
+    }
+
+    /// Charges one request to the client's address under the default limit (anonymous
+    /// requests, failed credentials, refused paths).
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), Error> {
+        self.check_default(&ip_key(ip))
     }
 
     /// Charges one request to `key` under the named limit (if the operator configured it).

@@ -78,10 +78,6 @@ pub fn client_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     req_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
 }
 
-pub(crate) fn ip_key(ip: Option<IpAddr>) -> String {
-    format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
-}
-
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -93,7 +89,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let ip = client_ip(req.extensions());
     let limits = state.app.limits();
     let Some(secret) = bearer(req.headers()).map(str::to_owned) else {
-        if let Err(e) = limits.check_default(&ip_key(ip)) {
+        if let Err(e) = limits.check_ip(ip) {
             return ApiError::from(e).into_response();
         }
         return next.run(req).await;
@@ -103,7 +99,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         Ok(Some(p)) => p,
         Ok(None) => {
             // Failed attempts count against the IP, so guessing keys is throttled too.
-            if let Err(e) = limits.check_default(&ip_key(ip)) {
+            if let Err(e) = limits.check_ip(ip) {
                 return ApiError::from(e).into_response();
             }
             return ApiError::unauthorized("invalid, expired or revoked credentials").into_response();

@@ -115,7 +115,7 @@ pub(crate) async fn method_not_allowed(State(state): State<AppState>, ClientIp(i
 }
 
 fn refused(state: &AppState, ip: Option<std::net::IpAddr>, error: ApiError) -> ApiError {
-    match state.app.limits().check_default(&auth::ip_key(ip)) {
+    match state.app.limits().check_ip(ip) {
         Ok(()) => error,
         Err(limited) => ApiError::from(limited),
     }

@@ -163,6 +163,13 @@ impl Log {
     }
 }
 
+/// The last position the sequence has handed out (0 before the first), as `l`.
+macro_rules! last_position {
+    () => {
+        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS l FROM event_seq"
+    };
+}
+
 /// Locks the transaction's tasks (one writer per task until commit, so their numbers are
 /// read race-free), then takes the fence lock, then the positions.
 async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<Vec<i64>> {
@@ -179,12 +186,14 @@ async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<V
     }
     // The last position handed out, and the lock keyed by it, in one statement (the lock
     // must come before `nextval`, not necessarily after the read): `fence_key` in SQL.
-    sqlx::query(
+    sqlx::query(concat!(
         "SELECT pg_advisory_xact_lock_shared( \
              ($1 | ((l >> 32) & 255))::int4, \
              ((l & 4294967295) - CASE WHEN (l & 4294967295) >= 2147483648 THEN 4294967296 ELSE 0 END)::int4) \
-         FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS l FROM event_seq) AS s",
-    )
+         FROM (",
+        last_position!(),
+        ") AS s"
+    ))
     .bind(FENCE_CLASS | (tag << 8))
     .execute(tx.exec())
     .await
@@ -201,12 +210,8 @@ async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<V
 
 /// The last position the sequence has handed out (0 before the first).
 async fn last_position<S: sql::Source>(s: &mut S) -> Result<i64> {
-    let row = sqlx::query("SELECT last_value, is_called FROM event_seq")
-        .fetch_one(s.exec())
-        .await
-        .map_err(sql::err)?;
-    let (value, called): (i64, bool) = (sql::get(&row, "last_value")?, sql::get(&row, "is_called")?);
-    Ok(if called { value } else { value - 1 })
+    let row = sqlx::query(last_position!()).fetch_one(s.exec()).await.map_err(sql::err)?;
+    sql::get(&row, "l")
 }
 
 /// Up to where a reader may read (see [`Log`]); two statements, in this order.

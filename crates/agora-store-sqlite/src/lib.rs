@@ -117,8 +117,7 @@ impl SqliteStore {
                 "an in-memory SQLite database is not supported: give a file (sqlite://path/agora.db)".into(),
             ));
         }
-        // Created (and switched to WAL) by sqlx first, so that its URL options apply.
-        options.connect().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        // Opening creates the file and switches it to WAL (a blocking call).
         let pool = tokio::task::spawn_blocking(move || db::Pool::open(&path))
             .await
             .map_err(|e| StoreError::Backend(e.to_string()))?

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use agora_core::{AccountId, EventId, event::EventType};
-use agora_store::{Event, EventReads, EventWrites, NewEvent, Result};
+use agora_store::{Event, EventReads, EventWrites, NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use tracing::instrument;
 
@@ -174,6 +174,9 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     // Positions, ascending, and the tasks held against other writers until commit, so that
     // reading each task's last number below is race-free (the backend says how).
     let seqs = crate::number_events(&mut tx.0, events.len(), &tasks).await?;
+    if seqs.len() != events.len() {
+        return Err(StoreError::Backend(format!("{} positions for {} events", seqs.len(), events.len())));
+    }
     let mut task_seqs = last_task_seqs(tx, &tasks).await?;
     let mut rows = Vec::with_capacity(events.len());
     for (e, &seq) in events.iter().zip(&seqs) {

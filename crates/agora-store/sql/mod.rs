@@ -154,11 +154,17 @@ pub(crate) struct InTx {
     log: Log,
 }
 
+impl InTx {
+    /// The transaction's connection for one statement; each call counts one.
+    fn conn(&mut self) -> &mut Conn {
+        self.statements.add(1);
+        &mut self.tx
+    }
+}
+
 impl Source for InTx {
     fn exec(&mut self) -> impl db::Executor<'_> {
-        self.statements.add(1);
-        let conn: &mut Conn = &mut self.tx;
-        conn
+        self.conn()
     }
 
     fn log(&self) -> &Log {
@@ -169,8 +175,7 @@ impl Source for InTx {
 impl Sql<InTx> {
     /// The transaction's connection for one statement; each call counts one.
     fn conn(&mut self) -> &mut Conn {
-        self.0.statements.add(1);
-        &mut self.0.tx
+        self.0.conn()
     }
 
     /// The row with `id` in `from` (a table, perhaps aliased), read for update: locked until

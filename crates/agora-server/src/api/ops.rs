@@ -34,7 +34,7 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response> {
     let Some(secret) = bearer(&headers) else {
-        state.app.limits().check_default(&crate::auth::ip_key(ip)).map_err(ApiError::from)?;
+        state.app.limits().check_ip(ip).map_err(ApiError::from)?;
         return Err(ApiError::unauthorized("metrics need the metrics token or an admin's credential"));
     };
     if !state.config.metrics_token.as_deref().is_some_and(|token| same_secret(secret, token)) {
@@ -43,7 +43,7 @@ pub async fn metrics(
                 Admin::of(&p)?;
             }
             None => {
-                state.app.limits().check_default(&crate::auth::ip_key(ip)).map_err(ApiError::from)?;
+                state.app.limits().check_ip(ip).map_err(ApiError::from)?;
                 return Err(ApiError::unauthorized("invalid, expired or revoked credentials"));
             }
         }

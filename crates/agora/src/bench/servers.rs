@@ -80,6 +80,17 @@ impl Leftovers {
         }
     }
 
+    /// A fresh benchmark schema in the database at `server_url`, listed: its name, and the
+    /// URL that selects it.
+    async fn scratch_schema(&self, server_url: &str) -> anyhow::Result<(String, String)> {
+        let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
+            .await
+            .context("creating a benchmark schema in the PostgreSQL database")?;
+        self.add(Leftover::Schema { server_url: server_url.to_owned(), name: schema.clone() });
+        let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
+        Ok((schema, url))
+    }
+
     /// Where a server keeps its files (the SQLite database, the config, its log), listed.
     fn run_dir(&self, label: &str) -> anyhow::Result<PathBuf> {
         let dir =
@@ -101,11 +112,7 @@ pub async fn fresh_store(args: &BenchArgs, label: &str) -> anyhow::Result<Arc<dy
             Arc::new(s)
         }
         Some(server_url) => {
-            let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
-                .await
-                .context("creating a benchmark schema in the PostgreSQL database")?;
-            args.leftovers.add(Leftover::Schema { server_url: server_url.to_owned(), name: schema.clone() });
-            let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
+            let (_, url) = args.leftovers.scratch_schema(server_url).await?;
             let s = agora_store_postgres::PgStore::connect(&url).await?;
             s.migrate().await?;
             Arc::new(s)
@@ -207,11 +214,7 @@ impl Agora {
         let db = match args.database_url.as_deref() {
             None => Database::Sqlite,
             Some(server_url) => {
-                let schema = agora_store_postgres::scratch::create_schema(server_url, "agora_bench")
-                    .await
-                    .context("creating a benchmark schema in the PostgreSQL database")?;
-                leftovers.add(Leftover::Schema { server_url: server_url.to_owned(), name: schema.clone() });
-                let url = agora_store_postgres::scratch::url_with_search_path(server_url, &schema);
+                let (schema, url) = leftovers.scratch_schema(server_url).await?;
                 Database::Postgres { server_url: server_url.to_owned(), schema, url }
             }
         };
