@@ -24,6 +24,13 @@ pub struct ChatTurn {
     pub price: Option<(i64, Currency)>,
 }
 
+/// Whether a chat is in the store yet.
+#[derive(Clone, Copy)]
+enum Stored {
+    No,
+    Yes,
+}
+
 impl App {
     /// The agent to give direct work: an existing, unbanned agent account that is online
     /// (`offline` otherwise: `AGENT_OFFLINE` or `SERVICE_OFFLINE`).
@@ -67,8 +74,7 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        tx.insert_chat(&chat).await?;
-        let turn = self.queue_turn(tx.as_mut(), &mut chat, &agent).await?;
+        let turn = self.queue_turn(tx.as_mut(), &mut chat, &agent, Stored::No).await?;
         Ok(self.uncommitted(tx, turn))
     }
 
@@ -92,7 +98,7 @@ impl App {
             return Err(Refusal::ChatTurnPending { task_id: open.to_string() }.into());
         }
         chat.messages.push(ChatMessage { role: "user".into(), content: message });
-        let turn = self.queue_turn(tx.as_mut(), &mut chat, &agent).await?;
+        let turn = self.queue_turn(tx.as_mut(), &mut chat, &agent, Stored::Yes).await?;
         Ok(self.uncommitted(tx, turn))
     }
 
@@ -103,8 +109,14 @@ impl App {
     }
 
     /// Queues one turn of `chat` (already holding the new user message) for its agent, and
-    /// writes the chat back.
-    async fn queue_turn(&self, tx: &mut dyn Tx, chat: &mut Chat, agent: &Account) -> Result<ChatTurn> {
+    /// writes the chat: inserted if it is new (one statement, not an insert and an update).
+    async fn queue_turn(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &mut Chat,
+        agent: &Account,
+        stored: Stored,
+    ) -> Result<ChatTurn> {
         let now = self.now();
         let first = is_first_turn(chat.messages.iter().map(|m| m.role.as_str()));
         let mut task =
@@ -126,7 +138,10 @@ impl App {
         chat.turns += 1;
         chat.open_task_id = Some(task.id.clone());
         chat.updated_at = now;
-        tx.update_chat(chat).await?;
+        match stored {
+            Stored::No => tx.insert_chat(chat).await?,
+            Stored::Yes => tx.update_chat(chat).await?,
+        }
         Ok(ChatTurn { task, chat: chat.clone(), price })
     }
 }

@@ -170,42 +170,63 @@ macro_rules! last_position {
     };
 }
 
-/// Locks the transaction's tasks (one writer per task until commit, so their numbers are
-/// read race-free), then takes the fence lock, then the positions.
-async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<Vec<i64>> {
+/// Two statements. The first locks the transaction's tasks (one writer per task until
+/// commit, so that their last numbers are read race-free); the second takes the fence lock,
+/// then the positions, and reads the tasks' last numbers.
+async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<sql::Numbering> {
     use sql::Source;
     let tag = tx.log().tag;
-    for task in tasks {
-        // Sorted by the caller: every transaction locks tasks in one order.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind((TASK_CLASS | (tag << 8)) as i32)
-            .bind(*task)
-            .execute(tx.exec())
-            .await
-            .map_err(sql::err)?;
-    }
-    // The last position handed out, and the lock keyed by it, in one statement (the lock
-    // must come before `nextval`, not necessarily after the read): `fence_key` in SQL.
-    sqlx::query(concat!(
-        "SELECT pg_advisory_xact_lock_shared( \
-             ($1 | ((l >> 32) & 255))::int4, \
-             ((l & 4294967295) - CASE WHEN (l & 4294967295) >= 2147483648 THEN 4294967296 ELSE 0 END)::int4) \
-         FROM (",
-        last_position!(),
-        ") AS s"
-    ))
-    .bind(FENCE_CLASS | (tag << 8))
-    .execute(tx.exec())
-    .await
-    .map_err(sql::err)?;
-    let rows = sqlx::query("SELECT nextval('event_seq') AS seq FROM generate_series(1, $1)")
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .fetch_all(tx.exec())
+    if !tasks.is_empty() {
+        // Sorted by the caller, and locked in that order (`unnest` keeps it; the ordinality
+        // says so): every transaction locks tasks in one order.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, hashtext(t)) \
+             FROM unnest($2::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
+        )
+        .bind((TASK_CLASS | (tag << 8)) as i32)
+        .bind(tasks)
+        .execute(tx.exec())
         .await
         .map_err(sql::err)?;
+    }
+    // The fence lock keyed by the last position handed out comes before `nextval` (not
+    // necessarily after the read: `fence_key` in SQL): the materialized CTE is evaluated
+    // before any row of the join, so before the target list that calls `nextval`. The
+    // tasks' numbers are read in this statement's snapshot, taken after the task locks.
+    let task_seqs = if tasks.is_empty() {
+        "NULL::text".to_owned()
+    } else {
+        format!(
+            "(SELECT json_object_agg(task_id, n)::text FROM ({}) AS m)",
+            sql::last_task_seqs_sql(3, tasks.len())
+        )
+    };
+    let statement = format!(
+        concat!(
+            "WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared( \
+                 ($1 | ((l >> 32) & 255))::int4, \
+                 ((l & 4294967295) - CASE WHEN (l & 4294967295) >= 2147483648 THEN 4294967296 ELSE 0 END)::int4) \
+                 AS locked FROM (",
+            last_position!(),
+            ") AS s) \
+             SELECT nextval('event_seq') AS seq, {} AS t FROM fence, generate_series(1, $2)"
+        ),
+        task_seqs
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(FENCE_CLASS | (tag << 8))
+        .bind(i64::try_from(n).unwrap_or(i64::MAX));
+    for task in tasks {
+        q = q.bind(*task);
+    }
+    let rows = q.fetch_all(tx.exec()).await.map_err(sql::err)?;
+    let task_seqs = match rows.first() {
+        Some(r) => sql::get::<Option<String>>(r, "t")?,
+        None => None,
+    };
     let mut seqs = rows.iter().map(|r| sql::get::<i64>(r, "seq")).collect::<Result<Vec<_>>>()?;
     seqs.sort_unstable();
-    Ok(seqs)
+    Ok(sql::Numbering { seqs, task_seqs })
 }
 
 /// The last position the sequence has handed out (0 before the first).

@@ -54,17 +54,26 @@ fn waker(store: &SqliteStore) -> Waker {
 struct Log;
 
 /// One writer at a time, so the counter row numbers events in commit order, gap-free, and
-/// holds every task's numbering for this transaction alone.
-async fn number_events(tx: &mut sql::InTx, n: usize, _tasks: &[&str]) -> Result<Vec<i64>> {
+/// holds every task's numbering for this transaction alone. The tasks' last numbers come
+/// back from the same statement (a subquery in `RETURNING`).
+async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<sql::Numbering> {
     use sql::Source;
+    let task_seqs = if tasks.is_empty() {
+        "NULL".to_owned()
+    } else {
+        format!("(SELECT json_group_object(task_id, n) FROM ({}))", sql::last_task_seqs_sql(2, tasks.len()))
+    };
+    let statement = format!(
+        "UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq, {task_seqs} AS t"
+    );
     let n = i64::try_from(n).unwrap_or(i64::MAX);
-    let row = db::query("UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
-        .bind(n)
-        .fetch_one(tx.exec())
-        .await
-        .map_err(sql::err)?;
+    let mut q = db::query(db::AssertSqlSafe(statement)).bind(n);
+    for task in tasks {
+        q = q.bind(*task);
+    }
+    let row = q.fetch_one(tx.exec()).await.map_err(sql::err)?;
     let last: i64 = sql::get(&row, "last_seq")?;
-    Ok((last - n + 1..=last).collect())
+    Ok(sql::Numbering { seqs: (last - n + 1..=last).collect(), task_seqs: sql::get(&row, "t")? })
 }
 
 /// Every committed position may be read: no write is in flight while a statement reads.

@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use super::{
     DbRow, InTx, Source, Sql,
-    rows::{CHUNK, corrupt, err, get, json_col, limit_of, marks, row_marks, time, to_json},
+    rows::{CHUNK, corrupt, err, get, json_col, limit_of, row_marks, time, to_json},
 };
 use crate::SKIP_LOCKED;
 use crate::db;
@@ -159,9 +159,9 @@ impl EventWrites for Sql<InTx> {
 
 /// Writes the transaction's buffered events. Runs last, just before commit. The backend
 /// numbers them (`number_events`: a counter row on SQLite, a sequence and a fence that
-/// readers respect on PostgreSQL; docs/architecture.md, "The event log"); then come the
-/// tasks' last numbers, the events and their audiences, one statement each (inserts in
-/// chunks of at most [`CHUNK`] rows).
+/// readers respect on PostgreSQL; docs/architecture.md, "The event log") and reads the
+/// tasks' last numbers in the same statement ([`Numbering`]); then come the events and
+/// their audiences, one statement each (inserts in chunks of at most [`CHUNK`] rows).
 #[instrument(level = "debug", skip_all)]
 pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     if tx.0.events.is_empty() {
@@ -173,11 +173,13 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     tasks.dedup();
     // Positions, ascending, and the tasks held against other writers until commit, so that
     // reading each task's last number below is race-free (the backend says how).
-    let seqs = crate::number_events(&mut tx.0, events.len(), &tasks).await?;
+    let (folded, rest) = tasks.split_at(tasks.len().min(CHUNK));
+    let Numbering { seqs, task_seqs } = crate::number_events(&mut tx.0, events.len(), folded).await?;
     if seqs.len() != events.len() {
         return Err(StoreError::Backend(format!("{} positions for {} events", seqs.len(), events.len())));
     }
-    let mut task_seqs = last_task_seqs(tx, &tasks).await?;
+    let mut task_seqs = parse_task_seqs(task_seqs.as_deref())?;
+    task_seqs.extend(last_task_seqs(tx, rest).await?);
     let mut rows = Vec::with_capacity(events.len());
     for (e, &seq) in events.iter().zip(&seqs) {
         let task_seq = e.task_id.as_deref().map(|task| {
@@ -222,15 +224,36 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     Ok(())
 }
 
-/// The last `task_seq` of each of `tasks` (absent: none yet), in one query per chunk.
+/// What a backend's `number_events` answers, from one statement.
+pub(crate) struct Numbering {
+    /// The events' positions, ascending.
+    pub(crate) seqs: Vec<i64>,
+    /// The tasks' last `task_seq` as a JSON object (task id → number; a task with no events
+    /// yet is absent), or none when no task was asked for: [`last_task_seqs_sql`] wrapped in
+    /// the backend's JSON aggregate.
+    pub(crate) task_seqs: Option<String>,
+}
+
+/// The query for the last `task_seq` of `n` tasks bound from `$first` on: rows of
+/// (`task_id`, `n`). Backends aggregate it into the statement that numbers the events.
+pub(crate) fn last_task_seqs_sql(first: usize, n: usize) -> String {
+    let marks = (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!("SELECT task_id, MAX(task_seq) AS n FROM events WHERE task_id IN ({marks}) GROUP BY task_id")
+}
+
+fn parse_task_seqs(json: Option<&str>) -> Result<HashMap<String, i64>> {
+    match json {
+        None => Ok(HashMap::new()),
+        Some(j) => serde_json::from_str(j).map_err(|e| corrupt("tasks' last event numbers", &e.to_string())),
+    }
+}
+
+/// The last `task_seq` of each of `tasks` beyond those [`Numbering`] answered (absent: none
+/// yet), in one query per chunk.
 async fn last_task_seqs(tx: &mut Sql<InTx>, tasks: &[&str]) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();
     for chunk in tasks.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT task_id, MAX(task_seq) AS n FROM events WHERE task_id IN ({}) GROUP BY task_id",
-            marks(chunk.len())
-        );
-        let mut q = db::query(db::AssertSqlSafe(sql));
+        let mut q = db::query(db::AssertSqlSafe(last_task_seqs_sql(1, chunk.len())));
         for task in chunk {
             q = q.bind(*task);
         }

@@ -52,6 +52,8 @@ macro_rules! conformance_tests {
             quotas_consume_free_then_bonus_then_purchased,
             event_log_reader_never_skips,
             task_seqs_count_per_task,
+            concurrent_writers_of_a_task_number_it_gap_free,
+            a_transaction_over_many_tasks_numbers_each,
             rolled_back_events_never_exist,
             concurrent_claims_take_each_task_once,
             due_tasks_are_taken_once,

@@ -82,6 +82,54 @@ pub async fn task_seqs_count_per_task(store: Arc<dyn Store>) {
     assert_eq!(b, (1..=3).map(Some).collect::<Vec<_>>());
 }
 
+/// Writers racing on one task still number its events 1, 2, 3… with no gap and no
+/// repeat: each reads the task's last number only once no other writer of the task can
+/// commit before it.
+pub async fn concurrent_writers_of_a_task_number_it_gap_free(store: Arc<dyn Store>) {
+    let (writers, per_writer) = (8, 10);
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let store = store.clone();
+        set.spawn(async move {
+            for i in 0..per_writer {
+                let mut tx = store.begin().await.expect("begin");
+                tx.append_event(&event(Some("tsk_race"), serde_json::json!({ "w": w, "i": i })))
+                    .await
+                    .expect("append");
+                tx.append_event(&event(Some("tsk_race"), serde_json::json!({ "w": w, "i": i })))
+                    .await
+                    .expect("append");
+                tokio::task::yield_now().await;
+                tx.commit().await.expect("commit");
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("writer");
+    }
+    let numbers: Vec<_> =
+        store.read().task_events("tsk_race").await.expect("read").iter().map(|e| e.task_seq).collect();
+    assert_eq!(numbers, (1..=writers * per_writer * 2).map(Some).collect::<Vec<_>>());
+}
+
+/// One transaction touching more tasks than one statement numbers (a sweep over many
+/// tasks) still numbers each task's events from its last number.
+pub async fn a_transaction_over_many_tasks_numbers_each(store: Arc<dyn Store>) {
+    let tasks: Vec<String> = (0..450).map(|i| format!("tsk_many_{i:03}")).collect();
+    for _ in 0..2 {
+        let mut tx = store.begin().await.expect("begin");
+        for task in &tasks {
+            tx.append_event(&event(Some(task), serde_json::json!({}))).await.expect("append");
+        }
+        tx.commit().await.expect("commit");
+    }
+    for task in [&tasks[0], &tasks[199], &tasks[200], &tasks[449]] {
+        let numbers: Vec<_> =
+            store.read().task_events(task).await.expect("read").iter().map(|e| e.task_seq).collect();
+        assert_eq!(numbers, vec![Some(1), Some(2)], "{task}");
+    }
+}
+
 /// Events of a transaction that rolls back never exist; the next commit comes after them.
 pub async fn rolled_back_events_never_exist(store: Arc<dyn Store>) {
     let start = store.read().last_event_seq().await.expect("end");
