@@ -21,9 +21,8 @@ use std::{
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request},
     http::{HeaderValue, header},
-    middleware::Next,
     response::Response,
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -116,20 +115,24 @@ impl BodyWatch {
 /// read to its end (a 401 from the gate, a 413, a handler that needs no body), says
 /// `Connection: close`: the unread rest would otherwise be taken for the next request, and
 /// a client that reuses the connection would see it fail.
-pub async fn guard_body(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+pub(crate) fn guard_body(req: Request, timeout: Duration) -> (Request, Option<Arc<BodyWatch>>) {
     if req.body().is_end_stream() {
-        return next.run(req).await;
+        return (req, None);
     }
     let watch = Arc::new(BodyWatch::default());
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(watch.clone());
     let guarded =
         Guarded { inner: body, deadline: Box::pin(tokio::time::sleep(timeout)), watch: watch.clone() };
-    let mut resp = next.run(Request::from_parts(parts, Body::new(guarded))).await;
-    if !watch.finished.load(Ordering::Relaxed) {
+    (Request::from_parts(parts, Body::new(guarded)), Some(watch))
+}
+
+/// The second half of [`guard_body`]: `Connection: close` on an answer given before the
+/// body it guarded was read to its end.
+pub(crate) fn close_if_unread(resp: &mut Response, watch: Option<&BodyWatch>) {
+    if watch.is_some_and(|w| !w.finished.load(Ordering::Relaxed)) {
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    resp
 }
 
 /// A request body with a deadline, which records whether it was read to its end.

@@ -2,12 +2,7 @@
 //! policy, and no caching of API answers (they carry tokens, keys and secrets, and are
 //! personal).
 
-use axum::{
-    extract::Request,
-    http::{HeaderName, HeaderValue, header},
-    middleware::Next,
-    response::Response,
-};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// For the API: a JSON answer needs nothing from the page it might be opened in.
 const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -22,19 +17,17 @@ const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'sel
 /// Where the Swagger UI is served.
 pub const DOCS_PREFIX: &str = "/api/docs";
 
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let docs = req.uri().path().starts_with(DOCS_PREFIX);
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+/// Sets the headers every answer carries; `docs`: the answer is the Swagger UI's (its own
+/// policy, and cacheable). Called by [`crate::edge`].
+pub(crate) fn secure(h: &mut HeaderMap, docs: bool) {
+    let mut set = |name: HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
-    set(h, header::CONTENT_SECURITY_POLICY, if docs { DOCS_POLICY } else { API_POLICY });
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::CONTENT_SECURITY_POLICY, if docs { DOCS_POLICY } else { API_POLICY });
     if !docs {
-        set(h, header::CACHE_CONTROL, "no-store");
+        set(header::CACHE_CONTROL, "no-store");
     }
-    resp
 }

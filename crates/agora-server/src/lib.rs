@@ -8,6 +8,7 @@ pub mod auth;
 pub mod compat;
 pub mod config;
 pub mod conn;
+mod edge;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -140,7 +141,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(edge::EdgeLayer {
+            metrics: state.http.clone(),
+            body_timeout: std::time::Duration::from_secs(state.config.body_read_timeout_seconds),
+        })
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -148,11 +152,6 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeUlidRequestId))
-        .layer(from_fn_with_state(
-            std::time::Duration::from_secs(state.config.body_read_timeout_seconds),
-            conn::guard_body,
-        ))
-        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 

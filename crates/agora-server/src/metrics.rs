@@ -1,22 +1,17 @@
 //! The HTTP layer's metrics (request counts and latency by matched route), registered into
-//! the application's registry, and the middleware that records them and logs the hidden
-//! cause of every 5xx once.
+//! the application's registry; [`crate::edge`] records them and logs the hidden cause of
+//! every 5xx once.
 
 use std::time::Instant;
 
 use agora_app::metrics::latency_histogram;
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::Method,
-    middleware::Next,
-    response::Response,
-};
+use axum::{extract::MatchedPath, http::Method, response::Response};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
 };
 
-use crate::{AppState, error::ErrorCause};
+use crate::error::ErrorCause;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -51,7 +46,7 @@ impl HttpMetrics {
 
 /// The method as a label: the standard methods by name, anything a client invents as
 /// `other`, so that no request can add a series.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     const KNOWN: [Method; 9] = [
         Method::GET,
         Method::POST,
@@ -66,25 +61,27 @@ fn method_label(method: &Method) -> &'static str {
     KNOWN.iter().find(|m| *m == method).map_or("other", Method::as_str)
 }
 
-/// Records count and latency by matched route (never the raw path: ids would explode the
-/// label set; every unmatched path is `unmatched`, every invented method `other`), and logs
-/// the cause of any 5xx, inside the request's span.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method()).to_owned();
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    if let Some(ErrorCause(cause)) = resp.extensions().get::<ErrorCause>() {
-        tracing::error!(status, cause = %cause, "request failed");
+impl HttpMetrics {
+    /// Records a request's count and latency by matched route (never the raw path: ids
+    /// would explode the label set; every unmatched path is `unmatched`, every invented
+    /// method `other`), and logs the cause of any 5xx. Called by [`crate::edge`] when the
+    /// answer is ready, inside the request's span.
+    pub(crate) fn record(
+        &self,
+        method: &'static str,
+        path: Option<&MatchedPath>,
+        start: Instant,
+        resp: &Response,
+    ) {
+        let status = resp.status().as_u16();
+        if let Some(ErrorCause(cause)) = resp.extensions().get::<ErrorCause>() {
+            tracing::error!(status, cause = %cause, "request failed");
+        }
+        let path = path.map_or("unmatched", MatchedPath::as_str).to_owned();
+        let method = method.to_owned();
+        self.latency
+            .get_or_create(&RouteLabels { method: method.clone(), path: path.clone() })
+            .observe(start.elapsed().as_secs_f64());
+        self.requests.get_or_create(&RequestLabels { method, path, status }).inc();
     }
-    let m = &state.http;
-    m.latency
-        .get_or_create(&RouteLabels { method: method.clone(), path: path.clone() })
-        .observe(start.elapsed().as_secs_f64());
-    m.requests.get_or_create(&RequestLabels { method, path, status }).inc();
-    resp
 }
