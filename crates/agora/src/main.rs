@@ -378,6 +378,10 @@ async fn set_ban(app: &App, who: &str, banned: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// jemalloc rather than the system allocator: see this crate's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
