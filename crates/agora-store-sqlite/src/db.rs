@@ -248,8 +248,40 @@ fn open(path: &Path) -> Result<Connection, Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // WAL is a property of the file (set once, by the writer); these are per connection.
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    // No connection checkpoints as it commits: the checkpointer thread does (see there).
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+    )?;
     Ok(conn)
+}
+
+/// How often the checkpointer copies the write-ahead log back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL off the request path, on a thread of its own, until the pool is
+/// closed or dropped. SQLite's automatic checkpoint runs inside the `COMMIT` that crosses
+/// 1,000 pages, on whatever runtime thread committed, and holds the writer meanwhile: it
+/// was the dispatch tail (`agora bench dispatch` p99 8.6 ms with it, 2.2 ms without).
+/// `PASSIVE` waits for no reader or writer; once a checkpoint has copied the whole log, the
+/// next write transaction starts the log over, so the file stays small.
+fn spawn_checkpointer(path: &Path, shared: std::sync::Weak<Shared>) -> Result<(), Error> {
+    let conn = open(path)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                match shared.upgrade() {
+                    Some(s) if !s.closed.load(Ordering::Acquire) => {}
+                    _ => return,
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one tries again");
+                }
+            }
+        })
+        .map_err(|e| Error::msg(format!("cannot start the checkpointer: {e}")))?;
+    Ok(())
 }
 
 impl Pool {
@@ -260,12 +292,14 @@ impl Pool {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::msg(format!("{} cannot use WAL (journal mode {mode})", path.display())));
         }
-        Ok(Self(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             path: path.to_owned(),
             writer: Arc::new(Mutex::new(writer)),
             readers: StdMutex::new(Vec::new()),
             closed: AtomicBool::new(false),
-        })))
+        });
+        spawn_checkpointer(path, Arc::downgrade(&shared))?;
+        Ok(Self(shared))
     }
 
     fn check_open(&self) -> Result<(), Error> {
