@@ -42,26 +42,7 @@ impl HttpMetrics {
         m.register("http_request_duration_seconds", "HTTP request latency by matched path", latency.clone());
         Self { requests, latency }
     }
-}
 
-/// The method as a label: the standard methods by name, anything a client invents as
-/// `other`, so that no request can add a series.
-pub(crate) fn method_label(method: &Method) -> &'static str {
-    const KNOWN: [Method; 9] = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    KNOWN.iter().find(|m| *m == method).map_or("other", Method::as_str)
-}
-
-impl HttpMetrics {
     /// Records a request's count and latency by matched route (never the raw path: ids
     /// would explode the label set; every unmatched path is `unmatched`, every invented
     /// method `other`), and logs the cause of any 5xx. Called by [`crate::edge`] when the
@@ -84,4 +65,21 @@ impl HttpMetrics {
             .observe(start.elapsed().as_secs_f64());
         self.requests.get_or_create(&RequestLabels { method, path, status }).inc();
     }
+}
+
+/// The method as a label: the standard methods by name, anything a client invents as
+/// `other`, so that no request can add a series.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|m| *m == method).map_or("other", Method::as_str)
 }

@@ -170,9 +170,9 @@ macro_rules! last_position {
     };
 }
 
-/// Two statements. The first locks the transaction's tasks (one writer per task until
+/// Two statements. The first locks all the transaction's tasks (one writer per task until
 /// commit, so that their last numbers are read race-free); the second takes the fence lock,
-/// then the positions, and reads the tasks' last numbers.
+/// then the positions, and reads the [`folded`](sql::folded) tasks' last numbers.
 async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<sql::Numbering> {
     use sql::Source;
     let tag = tx.log().tag;
@@ -193,14 +193,7 @@ async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<s
     // necessarily after the read: `fence_key` in SQL): the materialized CTE is evaluated
     // before any row of the join, so before the target list that calls `nextval`. The
     // tasks' numbers are read in this statement's snapshot, taken after the task locks.
-    let task_seqs = if tasks.is_empty() {
-        "NULL::text".to_owned()
-    } else {
-        format!(
-            "(SELECT json_object_agg(task_id, n)::text FROM ({}) AS m)",
-            sql::last_task_seqs_sql(3, tasks.len())
-        )
-    };
+    let folded = sql::folded(tasks);
     let statement = format!(
         concat!(
             "WITH fence AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared( \
@@ -209,14 +202,14 @@ async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<s
                  AS locked FROM (",
             last_position!(),
             ") AS s) \
-             SELECT nextval('event_seq') AS seq, {} AS t FROM fence, generate_series(1, $2)"
+             SELECT nextval('event_seq') AS seq, {}::text AS t FROM fence, generate_series(1, $2)"
         ),
-        task_seqs
+        sql::last_task_seqs_column("json_object_agg(task_id, n)", 3, folded.len())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(FENCE_CLASS | (tag << 8))
         .bind(i64::try_from(n).unwrap_or(i64::MAX));
-    for task in tasks {
+    for task in folded {
         q = q.bind(*task);
     }
     let rows = q.fetch_all(tx.exec()).await.map_err(sql::err)?;

@@ -58,17 +58,14 @@ struct Log;
 /// back from the same statement (a subquery in `RETURNING`).
 async fn number_events(tx: &mut sql::InTx, n: usize, tasks: &[&str]) -> Result<sql::Numbering> {
     use sql::Source;
-    let task_seqs = if tasks.is_empty() {
-        "NULL".to_owned()
-    } else {
-        format!("(SELECT json_group_object(task_id, n) FROM ({}))", sql::last_task_seqs_sql(2, tasks.len()))
-    };
+    let folded = sql::folded(tasks);
     let statement = format!(
-        "UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq, {task_seqs} AS t"
+        "UPDATE event_counter SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq, {} AS t",
+        sql::last_task_seqs_column("json_group_object(task_id, n)", 2, folded.len())
     );
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let mut q = db::query(db::AssertSqlSafe(statement)).bind(n);
-    for task in tasks {
+    for task in folded {
         q = q.bind(*task);
     }
     let row = q.fetch_one(tx.exec()).await.map_err(sql::err)?;

@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use super::{
     DbRow, InTx, Source, Sql,
-    rows::{CHUNK, corrupt, err, get, json_col, limit_of, row_marks, time, to_json},
+    rows::{CHUNK, corrupt, err, get, json_col, limit_of, marks_from, row_marks, time, to_json},
 };
 use crate::SKIP_LOCKED;
 use crate::db;
@@ -38,23 +38,36 @@ pub(super) fn event_from_row(r: &DbRow) -> Result<Event> {
     })
 }
 
+impl<S: Source> Sql<S> {
+    /// A page of the log after a position, never past the fence (see `log_fence`): `sql`
+    /// reads positions above `$1`, at most `$2` of them, up to `$3`, for the account `$4` if
+    /// given. Every read of the log by position goes through here.
+    async fn fenced_page(
+        &mut self,
+        sql: &'static str,
+        after: i64,
+        limit: u64,
+        account: Option<&str>,
+    ) -> Result<Vec<DbRow>> {
+        let fence = crate::log_fence(&mut self.0).await?;
+        let mut q = db::query(sql).bind(after).bind(limit_of(limit)).bind(fence);
+        if let Some(account) = account {
+            q = q.bind(account);
+        }
+        q.fetch_all(self.0.exec()).await.map_err(err)
+    }
+}
+
 #[async_trait]
 impl<S: Source> EventReads for Sql<S> {
     #[instrument(level = "debug", skip_all)]
     async fn events_after(&mut self, after: i64, limit: u64) -> Result<Vec<Event>> {
-        let fence = crate::log_fence(&mut self.0).await?;
         let sql = concat!(
             "SELECT ",
             event_cols!(),
             " FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
         );
-        let rows = db::query(sql)
-            .bind(after)
-            .bind(limit_of(limit))
-            .bind(fence)
-            .fetch_all(self.0.exec())
-            .await
-            .map_err(err)?;
+        let rows = self.fenced_page(sql, after, limit, None).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -65,20 +78,12 @@ impl<S: Source> EventReads for Sql<S> {
         limit: u64,
     ) -> Result<Vec<(Event, Vec<AccountId>)>> {
         // One row per event and member.
-        let fence = crate::log_fence(&mut self.0).await?;
-        let rows = db::query(
-            "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at, \
+        let sql = "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at, \
                     a.account_id AS audience \
              FROM (SELECT seq FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2) p \
              JOIN events e ON e.seq = p.seq LEFT JOIN event_audience a ON a.seq = e.seq \
-             ORDER BY e.seq, a.account_id",
-        )
-        .bind(after)
-        .bind(limit_of(limit))
-        .bind(fence)
-        .fetch_all(self.0.exec())
-        .await
-        .map_err(err)?;
+             ORDER BY e.seq, a.account_id";
+        let rows = self.fenced_page(sql, after, limit, None).await?;
         let mut out: Vec<(Event, Vec<AccountId>)> = Vec::new();
         for r in &rows {
             let seq: i64 = get(r, "seq")?;
@@ -101,19 +106,10 @@ impl<S: Source> EventReads for Sql<S> {
         after: i64,
         limit: u64,
     ) -> Result<Vec<Event>> {
-        let fence = crate::log_fence(&mut self.0).await?;
-        let rows = db::query(
-            "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at \
+        let sql = "SELECT e.seq, e.task_seq, e.id, e.type, e.actor_id, e.task_id, e.payload, e.created_at \
              FROM event_audience a JOIN events e ON e.seq = a.seq \
-             WHERE a.account_id = $1 AND a.seq > $2 AND a.seq <= $4 ORDER BY a.seq LIMIT $3",
-        )
-        .bind(account.as_str())
-        .bind(after)
-        .bind(limit_of(limit))
-        .bind(fence)
-        .fetch_all(self.0.exec())
-        .await
-        .map_err(err)?;
+             WHERE a.account_id = $4 AND a.seq > $1 AND a.seq <= $3 ORDER BY a.seq LIMIT $2";
+        let rows = self.fenced_page(sql, after, limit, Some(account.as_str())).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -171,15 +167,15 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
     let mut tasks: Vec<&str> = events.iter().filter_map(|e| e.task_id.as_deref()).collect();
     tasks.sort_unstable();
     tasks.dedup();
-    // Positions, ascending, and the tasks held against other writers until commit, so that
-    // reading each task's last number below is race-free (the backend says how).
-    let (folded, rest) = tasks.split_at(tasks.len().min(CHUNK));
-    let Numbering { seqs, task_seqs } = crate::number_events(&mut tx.0, events.len(), folded).await?;
+    // Positions, ascending, and every task held against other writers until commit, so that
+    // reading each task's last number is race-free (the backend says how); the last numbers
+    // of the first tasks come with the positions, the rest's are read here.
+    let Numbering { seqs, task_seqs } = crate::number_events(&mut tx.0, events.len(), &tasks).await?;
     if seqs.len() != events.len() {
         return Err(StoreError::Backend(format!("{} positions for {} events", seqs.len(), events.len())));
     }
     let mut task_seqs = parse_task_seqs(task_seqs.as_deref())?;
-    task_seqs.extend(last_task_seqs(tx, rest).await?);
+    task_seqs.extend(last_task_seqs(tx, &tasks[folded(&tasks).len()..]).await?);
     let mut rows = Vec::with_capacity(events.len());
     for (e, &seq) in events.iter().zip(&seqs) {
         let task_seq = e.task_id.as_deref().map(|task| {
@@ -228,17 +224,34 @@ pub(super) async fn flush(tx: &mut Sql<InTx>) -> Result<()> {
 pub(crate) struct Numbering {
     /// The events' positions, ascending.
     pub(crate) seqs: Vec<i64>,
-    /// The tasks' last `task_seq` as a JSON object (task id → number; a task with no events
-    /// yet is absent), or none when no task was asked for: [`last_task_seqs_sql`] wrapped in
-    /// the backend's JSON aggregate.
+    /// The last `task_seq` of the [`folded`] tasks as a JSON object (task id → number; a
+    /// task with no events yet is absent), or none without tasks: the column
+    /// [`last_task_seqs_column`] makes.
     pub(crate) task_seqs: Option<String>,
 }
 
-/// The query for the last `task_seq` of `n` tasks bound from `$first` on: rows of
-/// (`task_id`, `n`). Backends aggregate it into the statement that numbers the events.
-pub(crate) fn last_task_seqs_sql(first: usize, n: usize) -> String {
-    let marks = (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-    format!("SELECT task_id, MAX(task_seq) AS n FROM events WHERE task_id IN ({marks}) GROUP BY task_id")
+/// The first of a flush's tasks, whose last numbers `number_events` reads in the statement
+/// that numbers the events: as many as one statement binds ([`CHUNK`]).
+pub(crate) fn folded<'a, 'b>(tasks: &'a [&'b str]) -> &'a [&'b str] {
+    &tasks[..tasks.len().min(CHUNK)]
+}
+
+/// A column for the statement that numbers events: the last `task_seq` of `n` tasks bound
+/// from `$first` on, as JSON object text by the backend's aggregate `agg` over
+/// (`task_id`, `n`); `NULL` when there are none.
+pub(crate) fn last_task_seqs_column(agg: &str, first: usize, n: usize) -> String {
+    if n == 0 {
+        return "NULL".to_owned();
+    }
+    format!("(SELECT {agg} FROM ({}) AS m)", last_task_seqs_sql(first, n))
+}
+
+/// The last `task_seq` of `n` tasks bound from `$first` on: rows of (`task_id`, `n`).
+fn last_task_seqs_sql(first: usize, n: usize) -> String {
+    format!(
+        "SELECT task_id, MAX(task_seq) AS n FROM events WHERE task_id IN ({}) GROUP BY task_id",
+        marks_from(first, n)
+    )
 }
 
 fn parse_task_seqs(json: Option<&str>) -> Result<HashMap<String, i64>> {
@@ -248,7 +261,7 @@ fn parse_task_seqs(json: Option<&str>) -> Result<HashMap<String, i64>> {
     }
 }
 
-/// The last `task_seq` of each of `tasks` beyond those [`Numbering`] answered (absent: none
+/// The last `task_seq` of each of `tasks` (those beyond the [`folded`] ones; absent: none
 /// yet), in one query per chunk.
 async fn last_task_seqs(tx: &mut Sql<InTx>, tasks: &[&str]) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();

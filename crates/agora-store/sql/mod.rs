@@ -84,7 +84,7 @@ use agora_store::{NewEvent, Reads, Result, Store, Tx, Wakeup};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-pub(crate) use events::{Numbering, last_task_seqs_sql};
+pub(crate) use events::{Numbering, folded, last_task_seqs_column};
 pub(crate) use rows::db_err;
 
 use super::{BACKEND, BackendStore, FOR_UPDATE, Log, Waker, begin, db};

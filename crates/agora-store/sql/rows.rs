@@ -74,7 +74,12 @@ pub(crate) fn like_pattern(text: &str) -> String {
 /// `$1, $2, …, $n`: one bound parameter per value of an `IN (…)` list, so a page of rows
 /// is looked up in one query instead of one each.
 pub(crate) fn marks(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    marks_from(1, n)
+}
+
+/// `$first, …, $(first + n - 1)`: [`marks`] after `first - 1` other parameters.
+pub(crate) fn marks_from(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `($1, …, $cols), ($cols+1, …), …`: the VALUES of a multi-row insert.

@@ -21,28 +21,48 @@ fn event(task: Option<&str>, payload: serde_json::Value) -> NewEvent {
     }
 }
 
-/// Many writers append events concurrently while a reader follows the log by position:
-/// the reader must see every event exactly once, in order, with no position skipped —
-/// the lost-event trap of sequence numbers assigned before commit.
-pub async fn event_log_reader_never_skips(store: Arc<dyn Store>) {
-    let start = store.read().last_event_seq().await.expect("end");
-    let (writers, per_writer) = (16, 25);
+/// `writers` concurrent writers, each committing `per_writer` transactions of `per_tx`
+/// events (of `task`, if given; payload `{writer, i}`) and one event for each of `fillers`
+/// tasks of its own (`tsk_fill_<writer>_000`…, which sort before `tsk_r…`). Each yields between its
+/// appends and its commit: the window in which a later transaction could commit first.
+fn spawn_writers(
+    store: &Arc<dyn Store>,
+    writers: usize,
+    per_writer: usize,
+    per_tx: usize,
+    task: Option<&'static str>,
+    fillers: usize,
+) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for w in 0..writers {
         let store = store.clone();
         set.spawn(async move {
             for i in 0..per_writer {
                 let mut tx = store.begin().await.expect("begin");
-                tx.append_event(&event(None, serde_json::json!({ "writer": w, "i": i })))
-                    .await
-                    .expect("append");
-                // Other work in the same transaction after the append: the window in which
-                // a later transaction could commit first.
+                for _ in 0..per_tx {
+                    tx.append_event(&event(task, serde_json::json!({ "writer": w, "i": i })))
+                        .await
+                        .expect("append");
+                }
+                for k in 0..fillers {
+                    let filler = format!("tsk_fill_{w}_{k:03}");
+                    tx.append_event(&event(Some(&filler), serde_json::json!({}))).await.expect("append");
+                }
                 tokio::task::yield_now().await;
                 tx.commit().await.expect("commit");
             }
         });
     }
+    set
+}
+
+/// Many writers append events concurrently while a reader follows the log by position:
+/// the reader must see every event exactly once, in order, with no position skipped —
+/// the lost-event trap of sequence numbers assigned before commit.
+pub async fn event_log_reader_never_skips(store: Arc<dyn Store>) {
+    let start = store.read().last_event_seq().await.expect("end");
+    let (writers, per_writer) = (16, 25);
+    let mut set = spawn_writers(&store, writers, per_writer, 1, None, 0);
     let total = writers * per_writer;
     let mut cursor = start;
     let mut seen = Vec::new();
@@ -84,32 +104,23 @@ pub async fn task_seqs_count_per_task(store: Arc<dyn Store>) {
 
 /// Writers racing on one task still number its events 1, 2, 3… with no gap and no
 /// repeat: each reads the task's last number only once no other writer of the task can
-/// commit before it.
+/// commit before it. With 200 tasks of the writer's own before it in each transaction,
+/// `tsk_race` is past the tasks whose last numbers come with the positions: it is held
+/// against the other writers all the same.
 pub async fn concurrent_writers_of_a_task_number_it_gap_free(store: Arc<dyn Store>) {
     let (writers, per_writer) = (8, 10);
-    let mut set = tokio::task::JoinSet::new();
-    for w in 0..writers {
-        let store = store.clone();
-        set.spawn(async move {
-            for i in 0..per_writer {
-                let mut tx = store.begin().await.expect("begin");
-                tx.append_event(&event(Some("tsk_race"), serde_json::json!({ "w": w, "i": i })))
-                    .await
-                    .expect("append");
-                tx.append_event(&event(Some("tsk_race"), serde_json::json!({ "w": w, "i": i })))
-                    .await
-                    .expect("append");
-                tokio::task::yield_now().await;
-                tx.commit().await.expect("commit");
-            }
-        });
-    }
+    let mut set = spawn_writers(&store, writers, per_writer, 2, Some("tsk_race"), 200);
     while let Some(r) = set.join_next().await {
         r.expect("writer");
     }
     let numbers: Vec<_> =
         store.read().task_events("tsk_race").await.expect("read").iter().map(|e| e.task_seq).collect();
-    assert_eq!(numbers, (1..=writers * per_writer * 2).map(Some).collect::<Vec<_>>());
+    let total = i64::try_from(writers * per_writer * 2).expect("small");
+    assert_eq!(numbers, (1..=total).map(Some).collect::<Vec<_>>());
+    let numbers: Vec<_> =
+        store.read().task_events("tsk_fill_0_199").await.expect("read").iter().map(|e| e.task_seq).collect();
+    let total = i64::try_from(per_writer).expect("small");
+    assert_eq!(numbers, (1..=total).map(Some).collect::<Vec<_>>());
 }
 
 /// One transaction touching more tasks than one statement numbers (a sweep over many
