@@ -204,11 +204,14 @@ pub const MAX_CONCURRENT_TASKS: i64 = 1000;
 
 /// A skill tag: 1–50 characters of `a-z 0-9 - _ . + #`, lower-cased. The restricted alphabet
 /// also lets storage match a tag inside its JSON list without escaping.
+/// A skill tag (also a job's tag or category): 1–50 letters of any script (lower-cased),
+/// digits and `- _ . + #`, so `翻译` and `c++` are tags. No quote, `%` or space can occur,
+/// which lets a stored JSON list of tags be matched one whole element at a time.
 pub fn parse_skill(s: &str) -> Result<String, Invalid> {
     let v = s.trim().to_lowercase();
-    let ok = (1..=50).contains(&v.len())
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.+#".contains(&b));
-    if ok { Ok(v) } else { Err(Invalid::field("", "must be 1-50 characters of a-z, 0-9, - _ . + #")) }
+    let ok = (1..=50).contains(&v.chars().count())
+        && v.chars().all(|c| c.is_alphanumeric() || "-_.+#".contains(c));
+    if ok { Ok(v) } else { Err(Invalid::field("", "must be 1-50 letters, digits or - _ . + #")) }
 }
 
 /// A currency code as written in pricing: 2–10 upper-case letters.

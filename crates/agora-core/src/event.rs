@@ -26,6 +26,11 @@ pub enum EventType {
     BidCreated,
     BidAccepted,
     BidRejected,
+    /// The requester countered a bid with a new amount or number of days.
+    BidCountered,
+    /// The bidder accepted or declined the counter-offer (`accepted` in the payload).
+    BidCounterAnswered,
+    BidWithdrawn,
     MessageReceived,
     DeliverySubmitted,
     DeliveryReviewed,
@@ -49,7 +54,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 36] = [
         Self::TaskCreated,
         Self::TaskMatched,
         Self::TaskAssigned,
@@ -65,6 +70,9 @@ impl EventType {
         Self::BidCreated,
         Self::BidAccepted,
         Self::BidRejected,
+        Self::BidCountered,
+        Self::BidCounterAnswered,
+        Self::BidWithdrawn,
         Self::MessageReceived,
         Self::DeliverySubmitted,
         Self::DeliveryReviewed,
@@ -102,6 +110,9 @@ impl EventType {
             Self::BidCreated => "bid.created",
             Self::BidAccepted => "bid.accepted",
             Self::BidRejected => "bid.rejected",
+            Self::BidCountered => "bid.countered",
+            Self::BidCounterAnswered => "bid.counter_answered",
+            Self::BidWithdrawn => "bid.withdrawn",
             Self::MessageReceived => "message.received",
             Self::DeliverySubmitted => "delivery.submitted",
             Self::DeliveryReviewed => "delivery.reviewed",
@@ -164,6 +175,19 @@ impl EventType {
             Self::TaskReopened => ("Task reopened", format!("\"{task}\" is open again.")),
             Self::TaskRevisionRequested => {
                 ("Revision requested", format!("\"{task}\" needs another revision."))
+            }
+            Self::BidCreated => ("New bid", format!("A new bid arrived on \"{task}\".")),
+            Self::BidAccepted => {
+                ("Bid accepted", format!("Your bid on \"{task}\" was accepted: you are hired."))
+            }
+            Self::BidRejected => ("Bid not chosen", format!("Your bid on \"{task}\" was not chosen.")),
+            Self::BidCountered => ("Counter-offer", format!("The poster of \"{task}\" countered your bid.")),
+            Self::BidCounterAnswered => {
+                ("Counter-offer answered", format!("Your counter-offer on \"{task}\" was answered."))
+            }
+            Self::BidWithdrawn => ("Bid withdrawn", format!("A bid on \"{task}\" was withdrawn.")),
+            Self::InvitationReceived => {
+                ("Invitation to bid", format!("You are invited to bid on \"{task}\"."))
             }
             Self::MessageReceived => ("New message", format!("New message on \"{task}\".")),
             Self::PaymentHeld => ("Payment held", format!("{} is held in escrow.", amount("amount"))),

@@ -32,6 +32,14 @@ macro_rules! prefixed_id {
             }
         }
 
+        /// Only a well-formed id of this type reads back (stored JSON that names one).
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).ok_or_else(|| serde::de::Error::custom(concat!("not a ", $prefix, "_ id")))
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
@@ -95,6 +103,14 @@ prefixed_id!(
 prefixed_id!(
     /// An in-app notification.
     NotificationId, "ntf"
+);
+prefixed_id!(
+    /// A bid on a job.
+    BidId, "bid"
+);
+prefixed_id!(
+    /// An invitation to bid on a job.
+    InvitationId, "inv"
 );
 prefixed_id!(
     /// A piece of durable background work (a timer, a pipeline step, a confirmation).

@@ -8,6 +8,7 @@ pub mod credential;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod job;
 pub mod ledger;
 pub mod money;
 pub mod schema;
@@ -18,8 +19,8 @@ pub mod webhook;
 pub mod work;
 
 pub use id::{
-    AccountId, ApiKeyId, ChatId, ChoreId, DeliveryId, EventId, HoldId, LedgerTxId, MessageId, NotificationId,
-    QuotaMovementId, ServiceId, SessionId, TaskId, WebhookId,
+    AccountId, ApiKeyId, BidId, ChatId, ChoreId, DeliveryId, EventId, HoldId, InvitationId, LedgerTxId,
+    MessageId, NotificationId, QuotaMovementId, ServiceId, SessionId, TaskId, WebhookId,
 };
 pub use time::Timestamp;
 pub use validation::{FieldError, Invalid};

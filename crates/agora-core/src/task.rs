@@ -170,14 +170,18 @@ pub enum Command {
     LeaseExpired,
     /// System: `open | queued → expired`.
     DeadlineExpired,
+    /// Job postings only: `open → completed`, by the requester or the system, when bidding
+    /// closes with at least one hire (each hire is a task of its own; a posting closed
+    /// without one is cancelled or expires instead).
+    Fill,
     /// System: the assignee can no longer work (it was banned). Direct work (chat,
-    /// service) fails and is refunded; open-market work (bounty, job, brief) in progress
-    /// reopens without an assignee; a step returns to the queue for another agent.
+    /// service, a job's hire) fails and is refunded; open-market work (bounty, brief) in
+    /// progress reopens without an assignee; a step returns to the queue for another agent.
     Withdraw,
 }
 
 impl Command {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Assign,
         Self::Claim,
         Self::Progress,
@@ -192,6 +196,7 @@ impl Command {
         Self::ReleaseClaim,
         Self::LeaseExpired,
         Self::DeadlineExpired,
+        Self::Fill,
         Self::Withdraw,
     ];
 }
@@ -234,6 +239,7 @@ pub mod codes {
     pub const NOT_REQUESTER: &str = "NOT_REQUESTER";
     pub const REVISION_NOT_SUPPORTED: &str = "REVISION_NOT_SUPPORTED";
     pub const NOT_A_BOUNTY: &str = "NOT_A_BOUNTY";
+    pub const NOT_A_JOB: &str = "NOT_A_JOB";
     pub const SYSTEM_ONLY: &str = "SYSTEM_ONLY";
     pub const LEASE_NOT_APPLICABLE: &str = "LEASE_NOT_APPLICABLE";
 }
@@ -282,6 +288,8 @@ impl TaskError {
     );
     const NOT_A_BOUNTY: Self =
         Self::new(codes::NOT_A_BOUNTY, "only a bounty's claim can be released", ErrorKind::BadRequest);
+    const NOT_A_JOB: Self =
+        Self::new(codes::NOT_A_JOB, "only a job posting is filled by its hires", ErrorKind::BadRequest);
     const NO_LEASE: Self = Self::new(
         codes::LEASE_NOT_APPLICABLE,
         "bounties, jobs and briefs run on deadlines, not leases",
@@ -444,10 +452,18 @@ pub fn apply(task: &TaskSnapshot, actor: Relation, command: Command) -> Result<T
             require(matches!(status, S::Open | S::Queued), TaskError::NOT_OPEN_OR_QUEUED)?;
             Ok(Transition::to(S::Expired, vec![E::TaskExpired]))
         }
+        Command::Fill => {
+            require(matches!(actor, Relation::Requester | Relation::System), TaskError::NOT_REQUESTER)?;
+            require(task.kind == TaskKind::Job, TaskError::NOT_A_JOB)?;
+            require(status == S::Open, TaskError::NOT_OPEN)?;
+            Ok(Transition::to(S::Completed, vec![E::TaskCompleted]))
+        }
         Command::Withdraw => {
             require(actor == Relation::System, TaskError::SYSTEM_ONLY)?;
             match task.kind {
-                TaskKind::Chat | TaskKind::Service => {
+                // Work that names its worker (a chat turn, a service run, a job's hire: the
+                // posting itself never has an assignee) fails and is refunded.
+                TaskKind::Chat | TaskKind::Service | TaskKind::Job => {
                     require(
                         matches!(status, S::Queued | S::InProgress),
                         TaskError::NOT_QUEUED_OR_IN_PROGRESS,
@@ -461,7 +477,7 @@ pub fn apply(task: &TaskSnapshot, actor: Relation, command: Command) -> Result<T
                     )?;
                     Ok(Transition::to(S::Queued, vec![E::TaskAssigned]))
                 }
-                TaskKind::Bounty | TaskKind::Job | TaskKind::Brief => {
+                TaskKind::Bounty | TaskKind::Brief => {
                     require(status == S::InProgress, TaskError::NOT_IN_PROGRESS)?;
                     Ok(Transition { clears_assignee: true, ..Transition::to(S::Open, vec![E::TaskReopened]) })
                 }
@@ -523,12 +539,14 @@ mod tests {
         (&[Chat, Service], InProgress, System, LeaseExpired, Failed, &[E::TaskFailed]),
         (&[Step], InProgress, System, LeaseExpired, Queued, &[E::TaskAssigned]),
         (ANY, Open, System, DeadlineExpired, Expired, &[E::TaskExpired]),
+        (&[Job], Open, Requester, Fill, Completed, &[E::TaskCompleted]),
+        (&[Job], Open, System, Fill, Completed, &[E::TaskCompleted]),
         (ANY, Queued, System, DeadlineExpired, Expired, &[E::TaskExpired]),
-        (&[Chat, Service], Queued, System, Withdraw, Failed, &[E::TaskFailed]),
-        (&[Chat, Service], InProgress, System, Withdraw, Failed, &[E::TaskFailed]),
+        (&[Chat, Service, Job], Queued, System, Withdraw, Failed, &[E::TaskFailed]),
+        (&[Chat, Service, Job], InProgress, System, Withdraw, Failed, &[E::TaskFailed]),
         (&[Step], Queued, System, Withdraw, Queued, &[E::TaskAssigned]),
         (&[Step], InProgress, System, Withdraw, Queued, &[E::TaskAssigned]),
-        (&[Bounty, Job, Brief], InProgress, System, Withdraw, Open, &[E::TaskReopened]),
+        (&[Bounty, Brief], InProgress, System, Withdraw, Open, &[E::TaskReopened]),
     ];
 
     fn legal(kind: TaskKind, from: TaskStatus, actor: Relation, cmd: Command) -> Option<&'static Row> {
@@ -548,6 +566,7 @@ mod tests {
         ("TASK_FINISHED", ErrorKind::BadRequest),
         ("REVISION_NOT_SUPPORTED", ErrorKind::BadRequest),
         ("NOT_A_BOUNTY", ErrorKind::BadRequest),
+        ("NOT_A_JOB", ErrorKind::BadRequest),
         ("LEASE_NOT_APPLICABLE", ErrorKind::BadRequest),
         ("TASK_ALREADY_CLAIMED", ErrorKind::Conflict),
         ("CANNOT_CLAIM_OWN_TASK", ErrorKind::Forbidden),
@@ -598,7 +617,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(combinations, 6 * 8 * 4 * 15);
+        assert_eq!(combinations, 6 * 8 * 4 * 16);
         let expected_legal: usize = LEGAL.iter().map(|r| r.0.len()).sum();
         assert_eq!(legal_seen, expected_legal, "every legal row was exercised");
     }

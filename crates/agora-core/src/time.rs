@@ -72,6 +72,14 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads what [`Serialize`] writes (RFC 3339), for times kept inside stored JSON.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

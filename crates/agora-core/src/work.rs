@@ -395,6 +395,16 @@ pub enum TaskTerms {
     Chat,
     Service(ServiceRun),
     Bounty(BountyTerms),
+    Job(JobRole),
+}
+
+/// What a task of kind `job` is: a posting that takes bids (its terms live in the job
+/// row), or one hire of a posting, for the worker whose bid was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum JobRole {
+    Posting,
+    Hire { job_id: crate::TaskId, bid_id: crate::BidId },
 }
 
 impl TaskTerms {
@@ -403,13 +413,14 @@ impl TaskTerms {
             Self::Chat => TaskKind::Chat,
             Self::Service(_) => TaskKind::Service,
             Self::Bounty(_) => TaskKind::Bounty,
+            Self::Job(_) => TaskKind::Job,
         }
     }
 
     /// The schema a delivery's output must satisfy, if the task has one that constrains it.
     pub fn output_schema(&self) -> Option<&Value> {
         let schema = match self {
-            Self::Chat => return None,
+            Self::Chat | Self::Job(_) => return None,
             Self::Service(s) => &s.output_schema,
             Self::Bounty(b) => &b.output_schema,
         };
@@ -424,6 +435,7 @@ impl TaskTerms {
             Self::Chat => Value::Object(Default::default()),
             Self::Service(s) => serde_json::to_value(s).unwrap_or_default(),
             Self::Bounty(b) => serde_json::to_value(b).unwrap_or_default(),
+            Self::Job(j) => serde_json::to_value(j).unwrap_or_default(),
         };
         if let (Some(e), Some(o)) = (error, v.as_object_mut()) {
             o.insert("error".to_owned(), Value::String(e.to_owned()));
@@ -442,6 +454,7 @@ impl TaskTerms {
             TaskKind::Chat => Self::Chat,
             TaskKind::Service => Self::Service(serde_json::from_value(details).map_err(|e| e.to_string())?),
             TaskKind::Bounty => Self::Bounty(serde_json::from_value(details).map_err(|e| e.to_string())?),
+            TaskKind::Job => Self::Job(serde_json::from_value(details).map_err(|e| e.to_string())?),
             other => {
                 return Err(format!("tasks of kind {} are not supported by this version", other.as_str()));
             }
@@ -510,6 +523,12 @@ mod tests {
         // No silent defaults: a bounty without its delivery hours is an error.
         assert!(TaskTerms::from_details(TaskKind::Bounty, json!({"short_description": "s"})).is_err());
         assert!(TaskTerms::from_details(TaskKind::Job, json!({})).is_err());
+        assert!(TaskTerms::from_details(TaskKind::Brief, json!({})).is_err());
+        let hire = TaskTerms::Job(JobRole::Hire {
+            job_id: crate::TaskId::generate(),
+            bid_id: crate::BidId::generate(),
+        });
+        assert_eq!(TaskTerms::from_details(TaskKind::Job, hire.to_details(None)).unwrap(), (hire, None));
     }
 
     #[test]

@@ -27,6 +27,8 @@ mod db {
     pub(crate) type Conn = sqlx::PgConnection;
     pub(crate) type Pool = sqlx::PgPool;
     pub(crate) type Transaction = sqlx::Transaction<'static, Postgres>;
+    /// A statement with its bound values (what `query(…).bind(…)` returns).
+    pub(crate) type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
     pub(crate) trait Executor<'c>: sqlx::Executor<'c, Database = Postgres> {}
     impl<'c, T: sqlx::Executor<'c, Database = Postgres>> Executor<'c> for T {}

@@ -251,7 +251,7 @@ impl AccountWrites for Sql<InTx> {
         .execute(self.conn())
         .await
         .map_err(db_err(Some(Conflict::Email)))?;
-        Ok(())
+        super::jobs::index_skills(self, &a.id, &a.profile.skills).await
     }
 
     #[instrument(level = "debug", skip_all)]
@@ -284,7 +284,7 @@ impl AccountWrites for Sql<InTx> {
         .execute(self.conn())
         .await
         .map_err(err)?;
-        Ok(())
+        super::jobs::index_skills(self, id, &p.skills).await
     }
 
     #[instrument(level = "debug", skip_all)]

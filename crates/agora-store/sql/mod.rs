@@ -13,7 +13,7 @@
 //! # What a backend provides
 //!
 //! In its crate root, before including this folder:
-//! - `db`: `query`, `AssertSqlSafe`, `Error`, `Row`, `Pool`, `Transaction`, `Conn` (what a
+//! - `db`: `query`, `Query` (its result), `AssertSqlSafe`, `Error`, `Row`, `Pool`, `Transaction`, `Conn` (what a
 //!   transaction's statements run on), the `Executor<'c>` and `Decode<'r>` traits,
 //!   `try_get(&row, column)` and `is_unique_violation(&error)`;
 //! - `BackendStore`: its store type, with a `pool: db::Pool` field and a
@@ -68,6 +68,7 @@ mod accounts;
 mod chores;
 mod events;
 mod idempotency;
+mod jobs;
 mod ledger;
 mod rows;
 mod services;

@@ -22,6 +22,7 @@ mod accounts;
 mod chores;
 mod events;
 mod idempotency;
+mod jobs;
 mod ledger;
 mod services;
 mod tasks;
@@ -34,6 +35,7 @@ pub use accounts::*;
 pub use chores::*;
 pub use events::*;
 pub use idempotency::*;
+pub use jobs::*;
 pub use ledger::*;
 pub use services::*;
 pub use tasks::*;
@@ -76,6 +78,7 @@ pub trait Reads:
     + EventReads
     + TaskReads
     + ServiceReads
+    + JobReads
     + WebhookReads
     + IdempotencyReads
     + ChoreReads
@@ -89,6 +92,7 @@ impl<T> Reads for T where
         + EventReads
         + TaskReads
         + ServiceReads
+        + JobReads
         + WebhookReads
         + IdempotencyReads
         + ChoreReads
@@ -105,6 +109,7 @@ pub trait Tx:
     + EventWrites
     + TaskWrites
     + ServiceWrites
+    + JobWrites
     + WebhookWrites
     + IdempotencyWrites
     + ChoreWrites
