@@ -2,9 +2,9 @@
 
 Starts the real `agora` binary (SQLite in a temporary directory, no rate limits, private
 webhook targets allowed), registers a person and an agent, seeds a little data (a service,
-tasks in several states, a chat, bounties, a webhook with deliveries, a spare API key) and
-runs Schemathesis against the served `/api/openapi.json` twice: as the person (access token)
-and as the agent (API key). Only four checks run: not_a_server_error,
+tasks in several states, a chat, bounties, a job with a bid, a webhook with deliveries, a
+spare API key) and runs Schemathesis against the served `/api/openapi.json` twice: as the
+person (access token) and as the agent (API key). Only four checks run: not_a_server_error,
 status_code_conformance, response_schema_conformance and content_type_conformance.
 Every request goes to 127.0.0.1 (webhook targets are rewritten to a local receiver).
 Exits non-zero when either run reports a failure or an error, after a summary of the
@@ -285,6 +285,14 @@ def seed(server, sink_url):
     claimed = api("POST", "/api/v1/bounties", human, {**bounty, "title": "Claimed bounty"})
     api("POST", f"/api/v1/bounties/{claimed['id']}/claim", agent)
     api("POST", "/api/v1/chats/{}/messages".format(chat["chat_id"]), human, {"message": "Another"})
+    # Jobs: one open, with the agent's bid on it, countered; an invitation; an auto-bid rule.
+    job = api("POST", "/api/v1/jobs", human,
+              {"title": "翻译产品手册", "tags": ["writing"], "budget_min": 100, "budget_max": 500})
+    bid = api("POST", f"/api/v1/jobs/{job['job']['id']}/bids", agent, {"amount": 300, "estimated_days": 3})
+    api("POST", f"/api/v1/bids/{bid['id']}/counter", human, {"amount": 250})
+    api("POST", f"/api/v1/jobs/{job['job']['id']}/invitations", human,
+        {"provider_id": scribe["account"]["id"]})
+    api("PUT", "/api/v1/me/auto-bid-rules", agent, {"enabled": True, "min_price": 10, "max_price": 100})
 
     return {"human": human, "spare_session": spare_session, "agent": agent,
             "agent_key_ids": agent_key_ids}

@@ -37,14 +37,20 @@ const BATCH: u64 = 32;
 pub enum Kind {
     /// Accept delivered work that its requester left unreviewed (`AGORA_AUTO_ACCEPT_HOURS`).
     AutoAccept,
+    /// Close a job's bidding at its deadline (a reverse auction hires its lowest bids).
+    CloseJob,
+    /// Place the auto-bids a new job draws.
+    AutoBid,
 }
 
 impl Kind {
-    pub const ALL: [Self; 1] = [Self::AutoAccept];
+    pub const ALL: [Self; 3] = [Self::AutoAccept, Self::CloseJob, Self::AutoBid];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::AutoAccept => "auto_accept",
+            Self::CloseJob => "close_job",
+            Self::AutoBid => "auto_bid",
         }
     }
 
@@ -140,11 +146,16 @@ impl App {
     /// or rescheduled meanwhile does nothing (its transaction is dropped).
     async fn chore_work(&self, kind: Kind, chore: &Chore, token: &str) -> Result<()> {
         let mut tx = self.begin().await?;
+        let task = |key: &str| {
+            let id = chore.payload.get(key).and_then(Value::as_str).and_then(TaskId::parse);
+            id.ok_or_else(|| Error::internal(format!("a {} chore without its {key}", kind.as_str())))
+        };
         match kind {
-            Kind::AutoAccept => {
-                let id = chore.payload.get("task_id").and_then(Value::as_str).and_then(TaskId::parse);
-                let id = id.ok_or_else(|| Error::internal("an auto-accept chore without a task"))?;
-                self.auto_accept(tx.as_mut(), &id).await?;
+            Kind::AutoAccept => self.auto_accept(tx.as_mut(), &task("task_id")?).await?,
+            Kind::CloseJob => self.close_job_at_deadline(tx.as_mut(), &task("job_id")?).await?,
+            Kind::AutoBid => {
+                let placed = self.auto_bid(tx.as_mut(), &task("job_id")?).await?;
+                tracing::info!(job_id = ?chore.payload.get("job_id"), placed, "auto-bids placed");
             }
         }
         if tx.finish_chore(&chore.id, token).await? {

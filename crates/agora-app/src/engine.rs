@@ -56,6 +56,12 @@ impl By<'_> {
 /// A command with what it carries.
 #[derive(Debug, Clone)]
 pub(crate) enum Act {
+    /// The requester names the assignee (a hired bid): `open → queued`.
+    Assign(AccountId),
+    /// A job posting's bidding closed with hires: `open → completed`.
+    Fill,
+    /// The system: an open or queued task's deadline passed.
+    DeadlineExpired,
     /// Take a queued task (its assignee) or an open bounty (anyone but its poster).
     Claim,
     Progress(ProgressReport),
@@ -80,6 +86,9 @@ pub(crate) enum Act {
 impl Act {
     fn command(&self) -> Command {
         match self {
+            Act::Assign(_) => Command::Assign,
+            Act::Fill => Command::Fill,
+            Act::DeadlineExpired => Command::DeadlineExpired,
             Act::Claim => Command::Claim,
             Act::Progress(_) => Command::Progress,
             Act::Deliver(_) => Command::Deliver,
@@ -285,6 +294,11 @@ pub(crate) async fn apply(
     let lease = now.plus_millis(s.lease_ms);
     let had_timer = task.auto_accept_at.take().is_some();
     match act {
+        Act::Assign(worker) => {
+            tx.wake(&worker);
+            task.assignee_id = Some(worker);
+        }
+        Act::Fill | Act::DeadlineExpired => {}
         Act::Claim => {
             if is_leased(task.kind) {
                 task.lease_expires_at = Some(lease);

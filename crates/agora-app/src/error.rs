@@ -44,6 +44,16 @@ pub mod code {
     pub const WEBHOOK_DISABLED: &str = "WEBHOOK_DISABLED";
     pub const DELIVERY_IN_FLIGHT: &str = "DELIVERY_IN_FLIGHT";
     pub const PING_NOT_REDELIVERED: &str = "PING_NOT_REDELIVERED";
+    pub const DUPLICATE_BID: &str = "DUPLICATE_BID";
+    pub const BID_LIMIT_REACHED: &str = "BID_LIMIT_REACHED";
+    pub const JOB_NOT_OPEN: &str = "JOB_NOT_OPEN";
+    pub const CANNOT_BID_OWN_JOB: &str = "CANNOT_BID_OWN_JOB";
+    pub const EXECUTOR_PREFERENCE_MISMATCH: &str = "EXECUTOR_PREFERENCE_MISMATCH";
+    pub const BID_NOT_PENDING: &str = "BID_NOT_PENDING";
+    pub const COUNTER_ALREADY_MADE: &str = "COUNTER_ALREADY_MADE";
+    pub const NO_COUNTER_OFFER: &str = "NO_COUNTER_OFFER";
+    pub const JOB_HAS_HIRES: &str = "JOB_HAS_HIRES";
+    pub const JOB_LIMIT_BELOW_CURRENT: &str = "JOB_LIMIT_BELOW_CURRENT";
 }
 
 /// Why a use case refused a well-formed request.
@@ -93,6 +103,36 @@ pub enum Refusal {
     DeliveryInFlight,
     /// A ping is sent once; another is a new ping.
     PingNotRedelivered,
+    /// One bid per bidder per job.
+    DuplicateBid,
+    BidLimitReached {
+        job_id: String,
+        limit: u32,
+        current: i64,
+    },
+    /// The job takes no bids or hires: closed, cancelled, filled, or past its deadline.
+    JobNotOpen,
+    /// Bidding on a job of one's own party.
+    OwnJob,
+    /// The job wants humans only or agents only, and the bidder is the other kind.
+    ExecutorPreferenceMismatch {
+        executor_preference: &'static str,
+    },
+    /// The bid was already accepted, rejected or withdrawn.
+    BidNotPending,
+    /// A bid is countered at most once.
+    CounterAlreadyMade,
+    /// There is no counter-offer waiting for an answer.
+    NoCounterOffer,
+    /// A job with hires is closed, not cancelled: the hires are funded work.
+    JobHasHires {
+        hired: i64,
+    },
+    /// A patch would lower `bid_limit` or `max_workers` below what the job already has.
+    JobLimitBelowCurrent {
+        field: &'static str,
+        current: i64,
+    },
 }
 
 impl Refusal {
@@ -125,6 +165,16 @@ impl Refusal {
             Self::WebhookDisabled => WEBHOOK_DISABLED,
             Self::DeliveryInFlight => DELIVERY_IN_FLIGHT,
             Self::PingNotRedelivered => PING_NOT_REDELIVERED,
+            Self::DuplicateBid => DUPLICATE_BID,
+            Self::BidLimitReached { .. } => BID_LIMIT_REACHED,
+            Self::JobNotOpen => JOB_NOT_OPEN,
+            Self::OwnJob => CANNOT_BID_OWN_JOB,
+            Self::ExecutorPreferenceMismatch { .. } => EXECUTOR_PREFERENCE_MISMATCH,
+            Self::BidNotPending => BID_NOT_PENDING,
+            Self::CounterAlreadyMade => COUNTER_ALREADY_MADE,
+            Self::NoCounterOffer => NO_COUNTER_OFFER,
+            Self::JobHasHires { .. } => JOB_HAS_HIRES,
+            Self::JobLimitBelowCurrent { .. } => JOB_LIMIT_BELOW_CURRENT,
         }
     }
 
@@ -136,7 +186,9 @@ impl Refusal {
             | Self::AdminOnly
             | Self::NotAnAgent
             | Self::OwnService
-            | Self::OwnTask => ErrorKind::Forbidden,
+            | Self::OwnTask
+            | Self::OwnJob
+            | Self::ExecutorPreferenceMismatch { .. } => ErrorKind::Forbidden,
             Self::EmailTaken
             | Self::IdempotencyKeyReused
             | Self::AlreadySettled { .. }
@@ -144,6 +196,8 @@ impl Refusal {
             | Self::ChatTurnPending { .. }
             | Self::WebhookDisabled
             | Self::DeliveryInFlight
+            | Self::DuplicateBid
+            | Self::CounterAlreadyMade
             | Self::BalanceOutOfRange => ErrorKind::Conflict,
             Self::CannotBanSelf
             | Self::NotASession
@@ -151,7 +205,13 @@ impl Refusal {
             | Self::ClaimHasDelivery
             | Self::RevisionNotOverdue { .. }
             | Self::AssigneeActive
-            | Self::PingNotRedelivered => ErrorKind::BadRequest,
+            | Self::PingNotRedelivered
+            | Self::BidLimitReached { .. }
+            | Self::JobNotOpen
+            | Self::BidNotPending
+            | Self::NoCounterOffer
+            | Self::JobHasHires { .. }
+            | Self::JobLimitBelowCurrent { .. } => ErrorKind::BadRequest,
             Self::InsufficientFunds | Self::QuotaExhausted => ErrorKind::PaymentRequired,
             Self::AgentOffline | Self::ServiceOffline => ErrorKind::Unavailable,
             Self::WebhookUrlNotAllowed { .. } => ErrorKind::Invalid,
@@ -201,6 +261,20 @@ impl Refusal {
             }
             Self::DeliveryInFlight => "an attempt at this delivery is in flight; redeliver once it has finished".into(),
             Self::PingNotRedelivered => "a ping is sent once; send another with POST /webhooks/{id}/ping".into(),
+            Self::DuplicateBid => "you already have a bid on this job; withdraw it or wait for an answer".into(),
+            Self::BidLimitReached { limit, .. } => format!("this job takes at most {limit} bids and has them"),
+            Self::JobNotOpen => "the job is not open for bids".into(),
+            Self::OwnJob => "you cannot bid on your own job, or one of your own party's".into(),
+            Self::ExecutorPreferenceMismatch { executor_preference } => {
+                format!("this job's executor preference is {executor_preference}")
+            }
+            Self::BidNotPending => "the bid was already accepted, rejected or withdrawn".into(),
+            Self::CounterAlreadyMade => "a bid can be countered once, and this one was".into(),
+            Self::NoCounterOffer => "there is no counter-offer waiting for an answer on this bid".into(),
+            Self::JobHasHires { .. } => "the job has hires (funded work); close it instead of cancelling".into(),
+            Self::JobLimitBelowCurrent { field, current } => {
+                format!("{field} cannot go below what the job already has ({current})")
+            }
         }
     }
 
@@ -210,6 +284,14 @@ impl Refusal {
             Self::ChatTurnPending { task_id } => json!({ "task_id": task_id }),
             Self::RevisionNotOverdue { revision_due_at } => json!({ "revision_due_at": revision_due_at }),
             Self::WebhookUrlNotAllowed { reason } => json!({ "reason": reason }),
+            Self::BidLimitReached { job_id, limit, current } => {
+                json!({ "job_id": job_id, "bid_limit": limit, "current_bids": current })
+            }
+            Self::ExecutorPreferenceMismatch { executor_preference } => {
+                json!({ "executor_preference": executor_preference })
+            }
+            Self::JobHasHires { hired } => json!({ "hired_count": hired }),
+            Self::JobLimitBelowCurrent { field, current } => json!({ "field": field, "current": current }),
             _ => Value::Null,
         }
     }

@@ -57,6 +57,8 @@ pub fn default_named() -> std::collections::BTreeMap<String, RateSpec> {
         ("auth".to_owned(), RateSpec { count: 20, period: Duration::from_secs(60) }),
         // Chat turns per IP (AgentJob's limit on POST /api/chat).
         ("chat".to_owned(), RateSpec { count: 60, period: Duration::from_secs(60) }),
+        // Invitations to bid per requester (SPEC §4: at most 10 a day).
+        ("invitations".to_owned(), RateSpec { count: 10, period: Duration::from_secs(86_400) }),
     ])
 }
 

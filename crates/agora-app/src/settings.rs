@@ -40,6 +40,10 @@ pub struct Settings {
     pub worker_interval: Duration,
     /// The largest amount one operation may name.
     pub max_amount: MaxAmount,
+    /// The moderation queue: the first this-many bids of an account younger than
+    /// `bid_review_account_days` wait for an admin before the requester sees them (0: off).
+    pub bid_review_first_bids: u32,
+    pub bid_review_account_days: u32,
 }
 
 impl Default for Settings {
@@ -60,6 +64,8 @@ impl Default for Settings {
             allow_private_webhooks: false,
             worker_interval: Duration::from_secs(1),
             max_amount: MaxAmount::default(),
+            bid_review_first_bids: 0,
+            bid_review_account_days: 7,
         }
     }
 }

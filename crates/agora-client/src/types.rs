@@ -1002,3 +1002,299 @@ pub struct StreamEvent {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: Value,
 }
+
+/// `POST /jobs` (title and a budget required) and `PATCH /jobs/{id}` (absent = keep).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// 1–200 characters.
+    pub title: Option<String>,
+    /// Markdown, up to 20000 characters.
+    pub description: Option<String>,
+    /// A tag: 1–50 letters (any script), digits or `- _ . + #`.
+    pub category: Option<String>,
+    /// Up to 20 tags; workers whose skills cover them are matched.
+    pub tags: Option<Vec<String>>,
+    /// Up to 20 lines of 1–500 characters.
+    pub requirements: Option<Vec<String>>,
+    /// `fixed` (default), `bidding` or `hourly`.
+    pub budget_type: Option<String>,
+    /// Minor units of `currency`; one of the two is enough (the other takes its value).
+    pub budget_min: Option<i64>,
+    pub budget_max: Option<i64>,
+    /// Default `PTS`; fixed at creation.
+    pub currency: Option<String>,
+    /// RFC 3339, in the future: bidding closes then (a reverse auction awards itself).
+    pub deadline: Option<String>,
+    /// 1–1000 (default 50).
+    pub bid_limit: Option<i64>,
+    /// `low`, `normal` (default), `high` or `urgent`.
+    pub priority: Option<String>,
+    /// `human_only`, `ai_only` or `any` (default).
+    pub executor_preference: Option<String>,
+    /// `public` (default) or `invite_only`.
+    pub privacy: Option<String>,
+    /// 1–100 (default 1): how many bids may be accepted.
+    pub max_workers: Option<i64>,
+    /// `choose` (default: the requester accepts bids) or `reverse_auction` (at the
+    /// deadline the lowest bids win by themselves; needs a deadline).
+    pub award: Option<String>,
+}
+
+/// A job. Its `id` is its posting task's (`tsk_…`), whose timeline carries its bid events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Job {
+    pub id: String,
+    pub requester_id: String,
+    pub title: String,
+    pub description: String,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    pub requirements: Vec<String>,
+    pub budget_type: String,
+    pub budget_min: i64,
+    pub budget_max: i64,
+    pub currency: String,
+    pub deadline: Option<String>,
+    pub bid_limit: u32,
+    pub priority: String,
+    pub executor_preference: String,
+    pub privacy: String,
+    pub max_workers: u32,
+    pub award: String,
+    /// The posting's status: `open` (taking bids), `completed` (bidding closed with
+    /// hires), `cancelled` (closed or cancelled without one), `expired` (its deadline
+    /// passed without one).
+    pub status: String,
+    /// Bids counted against `bid_limit` (withdrawn ones and ones refused by moderation
+    /// do not count).
+    pub bid_count: i64,
+    pub hired_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A worker matched to a new job, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobMatch {
+    pub account_id: String,
+    pub name: String,
+    /// `human` or `agent`.
+    pub account_type: String,
+    /// The job's tags (and category) the worker's skills cover.
+    pub covered_tags: Vec<String>,
+    pub online: bool,
+    /// 0–1: completed work over finished work, pulled towards 0.5 for short records.
+    pub reputation: f64,
+    pub completed_count: i64,
+    pub fits_executor_preference: bool,
+}
+
+/// `POST /jobs`: the job and the workers matched to it (online first, then by reputation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobCreated {
+    pub job: Job,
+    pub matched_workers: Vec<JobMatch>,
+}
+
+/// `GET /jobs` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct JobListQuery {
+    /// Words of the title, description, category or tags (all must occur); Chinese text
+    /// is matched by its characters.
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub tag: Option<String>,
+    /// Jobs whose budget range meets `[budget_min, budget_max]`.
+    pub budget_min: Option<i64>,
+    pub budget_max: Option<i64>,
+    pub executor_preference: Option<String>,
+    pub budget_type: Option<String>,
+    /// `open` (default), other statuses comma-separated, or `all`.
+    pub status: Option<String>,
+    /// `true`: only jobs you posted (every status unless `status` says).
+    pub mine: Option<bool>,
+    /// `newest` (default), `deadline`, `budget_high` or `popular`.
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// `POST /jobs/{id}/bids`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BidRequest {
+    /// Minor units of the job's currency.
+    pub amount: i64,
+    /// The job's currency, if given.
+    pub currency: Option<String>,
+    /// Up to 5000 characters.
+    pub message: Option<String>,
+    /// 1–3650.
+    pub estimated_days: Option<i64>,
+    /// Up to 10 http(s) links.
+    pub sample_links: Option<Vec<String>>,
+}
+
+/// A counter-offer and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BidCounter {
+    pub amount: Option<i64>,
+    pub estimated_days: Option<u32>,
+    /// `offered`, `accepted` or `declined`.
+    pub state: String,
+    pub offered_at: String,
+    pub answered_at: Option<String>,
+}
+
+/// One entry of a bid's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BidHistoryEntry {
+    /// `placed`, `countered`, `counter_accepted`, `counter_declined`, `accepted`,
+    /// `rejected`, `withdrawn`, `approved` or `refused`.
+    pub what: String,
+    /// The terms after it (for `countered`: the terms offered).
+    pub amount: i64,
+    pub estimated_days: Option<u32>,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Bid {
+    pub id: String,
+    pub job_id: String,
+    pub bidder_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub message: String,
+    pub estimated_days: Option<u32>,
+    pub sample_links: Vec<String>,
+    /// `pending`, `accepted`, `rejected` or `withdrawn`.
+    pub status: String,
+    /// `clear`, or `pending` / `refused` in the moderation queue.
+    pub review: String,
+    /// 1 = best among the job's live bids (pending or accepted), by the documented score;
+    /// null once out of the running (or where the rank was not computed).
+    pub rank: Option<u32>,
+    pub counter: Option<BidCounter>,
+    pub history: Vec<BidHistoryEntry>,
+    pub reason: Option<String>,
+    /// The hire's task, once accepted.
+    pub hire_task_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `POST /bids/{id}/accept`: the accepted bid, the hire's task (funded, assigned) and the
+/// job afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BidAccepted {
+    pub bid: Bid,
+    pub hire: Task,
+    pub job: Job,
+}
+
+/// `POST /bids/{id}/reject`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BidRejectRequest {
+    pub reason: Option<String>,
+}
+
+/// `POST /bids/{id}/counter`: a new amount, a new number of days, or both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CounterRequest {
+    pub amount: Option<i64>,
+    pub estimated_days: Option<i64>,
+}
+
+/// `GET /bids` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct BidListQuery {
+    /// Statuses, comma-separated (all by default).
+    pub status: Option<String>,
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// `POST /jobs/{id}/invitations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InvitationRequest {
+    pub provider_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Invitation {
+    pub id: String,
+    pub job_id: String,
+    pub requester_id: String,
+    pub provider_id: String,
+    pub created_at: String,
+    /// The job (on `GET /invitations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Job>,
+}
+
+/// `PUT /me/auto-bid-rules` (seed 004).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AutoBidRulesRequest {
+    pub enabled: bool,
+    /// Minor units; the rule bids on jobs whose budget range meets `[min_price, max_price]`,
+    /// at `max_price` capped by the job's `budget_max`.
+    pub min_price: i64,
+    pub max_price: i64,
+    /// Default `PTS`.
+    pub currency: Option<String>,
+    /// Job categories to bid on (empty: any).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Only jobs due within this many days (jobs without a deadline qualify).
+    pub max_deadline_days: Option<i64>,
+    /// Accepted for seed 004's clients; the reply is always sent with the bid.
+    pub auto_respond: Option<bool>,
+    /// The bid's message: `{price}` and `{title}` are filled in.
+    pub response_template: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AutoBidRules {
+    pub auto_bid_enabled: bool,
+    /// Null until set.
+    pub auto_bid_rules: Option<AutoBidRuleView>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AutoBidRuleView {
+    pub enabled: bool,
+    pub min_price: i64,
+    pub max_price: i64,
+    pub currency: String,
+    pub categories: Vec<String>,
+    pub max_deadline_days: Option<u32>,
+    pub response_template: String,
+}

@@ -67,6 +67,10 @@ pub struct Config {
     pub body_read_timeout_seconds: u64,
     /// The most connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// The moderation queue: the first this-many bids of an account younger than
+    /// `bid_review_account_days` wait for an admin's approval (0: off).
+    pub bid_review_first_bids: u32,
+    pub bid_review_account_days: u32,
 }
 
 impl Default for Config {
@@ -98,6 +102,8 @@ impl Default for Config {
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 30,
             max_connections: 10_000,
+            bid_review_first_bids: 0,
+            bid_review_account_days: 7,
         }
     }
 }
@@ -179,6 +185,8 @@ impl Config {
             allow_private_webhooks: self.allow_private_webhooks,
             worker_interval: Duration::from_millis(self.worker_interval_ms),
             max_amount: agora_core::money::MaxAmount(self.max_amount),
+            bid_review_first_bids: self.bid_review_first_bids,
+            bid_review_account_days: self.bid_review_account_days,
         }
     }
 
@@ -326,6 +334,12 @@ body_read_timeout_seconds = 30
 # Keep it below the process's open-file limit (AGORA_MAX_CONNECTIONS).
 max_connections = 10000
 
+# The moderation queue: the first N bids of accounts younger than D days wait for an
+# admin (GET /api/v1/admin/bids/pending-review) before the job's requester sees them;
+# 0 turns it off (AGORA_BID_REVIEW_FIRST_BIDS, AGORA_BID_REVIEW_ACCOUNT_DAYS).
+bid_review_first_bids = 0
+bid_review_account_days = 7
+
 # Named limits: COUNT/PERIOD with PERIOD second, minute, hour or day. This table replaces
 # the defaults, so list every limit you want.
 [rate_limits]
@@ -333,6 +347,8 @@ max_connections = 10000
 auth = "20/minute"
 # Chat turns per IP.
 chat = "60/minute"
+# Invitations to bid per requester.
+invitations = "10/day"
 
 # Currencies besides the built-in PTS (0 decimals), CNY, HKD, USD (2) and USDC (6):
 # CODE = number of decimals of its minor unit. Amounts in the API are minor units.

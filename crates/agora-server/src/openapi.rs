@@ -29,6 +29,7 @@ use utoipa::{
         (name = "agents", description = "Agent accounts and the public directory"),
         (name = "admin", description = "Administration"),
         (name = "money", description = "Wallets, statements and brief quota (amounts in minor units)"),
+        (name = "jobs", description = "Jobs and bids: post, match, bid, negotiate, hire (escrowed), invite, auto-bid"),
         (name = "webhooks", description = "Signed webhook endpoints (Standard Webhooks), delivery log and redelivery"),
         (name = "notifications", description = "In-app notifications"),
         (name = "live", description = "The live event stream (Server-Sent Events)"),

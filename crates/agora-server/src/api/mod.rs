@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 pub(crate) mod bounties;
 mod chats;
+pub(crate) mod jobs;
 mod live;
 mod me;
 mod notifications;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(chats::router())
         .merge(services::router())
         .merge(bounties::router())
+        .merge(jobs::router())
         .merge(webhooks::router())
         .merge(notifications::router())
         .merge(live::router())

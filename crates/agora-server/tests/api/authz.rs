@@ -102,6 +102,9 @@ fn matrix() -> Vec<Row> {
         row("POST", "/api/v1/admin/accounts/{id}/top-up", Admin, Unauth, Forbidden, Allow)
             .body(json!({"amount": 1, "currency": "PTS"})),
         row("POST", "/api/v1/admin/accounts/{id}/unban", Admin, Unauth, Forbidden, Allow).body(json!({})),
+        row("GET", "/api/v1/admin/bids/pending-review", Admin, Unauth, Forbidden, Allow),
+        row("POST", "/api/v1/admin/bids/{id}/approve", Admin, Unauth, Forbidden, Allow).body(json!({})),
+        row("POST", "/api/v1/admin/bids/{id}/reject", Admin, Unauth, Forbidden, Allow).body(json!({})),
         row("GET", "/api/v1/admin/ledger/audit", Admin, Unauth, Forbidden, Allow),
         row("GET", "/api/v1/admin/revenue", Admin, Unauth, Forbidden, Allow),
         // The agent protocol: agents only (a person has no inbox).
@@ -129,13 +132,42 @@ fn matrix() -> Vec<Row> {
         row("GET", "/api/v1/bounties/{id}", Requester, Unauth, Allow, Allow),
         row("POST", "/api/v1/bounties/{id}/cancel", Requester, Unauth, Hidden, Hidden).body(json!({})).late(),
         row("POST", "/api/v1/bounties/{id}/claim", Agent, Unauth, Allow, Allow).body(json!({})),
+        // Bids: a bid is its job's requester's to accept, reject and counter, and its
+        // bidder's to withdraw and to answer a counter with; everyone else's is 404.
+        row("GET", "/api/v1/bids", Agent, Unauth, Allow, Allow),
+        row("POST", "/api/v1/bids/{id}/counter", Requester, Unauth, Hidden, Hidden)
+            .body(json!({"amount": 3})),
+        row("POST", "/api/v1/bids/{id}/counter/accept", Agent, Unauth, Hidden, Hidden).body(json!({})),
+        row("POST", "/api/v1/bids/{id}/counter/decline", Agent, Unauth, Hidden, Hidden).body(json!({})),
+        row("POST", "/api/v1/bids/{id}/reject", Requester, Unauth, Hidden, Hidden).body(json!({})).late(),
+        row("POST", "/api/v1/bids/{id}/withdraw", Agent, Unauth, Hidden, Hidden).body(json!({})).late(),
+        row("POST", "/api/v1/bids/{id}/accept", Requester, Unauth, Hidden, Hidden).body(json!({})).late(),
         // Chats: the requester's.
         row("POST", "/api/v1/chats/{chat_id}/messages", Requester, Unauth, Hidden, Hidden)
             .body(json!({"message": "and another thing"})),
         // The live stream: one's own events.
         row("GET", "/api/v1/events/stream", Requester, Unauth, Allow, Allow),
+        // Invitations: one's own.
+        row("GET", "/api/v1/invitations", Agent, Unauth, Allow, Allow),
+        // Jobs: a public job is every account's to see and bid on; its requester's to change,
+        // invite to, cancel and close.
+        row("GET", "/api/v1/jobs", Requester, Unauth, Allow, Allow),
+        row("POST", "/api/v1/jobs", Requester, Unauth, Allow, Allow)
+            .body(json!({"title": "Matrix", "budget_max": 5})),
+        row("GET", "/api/v1/jobs/{id}", Requester, Unauth, Allow, Allow),
+        row("PATCH", "/api/v1/jobs/{id}", Requester, Unauth, Hidden, Hidden)
+            .body(json!({"title": "Matrix 2"})),
+        row("GET", "/api/v1/jobs/{id}/bids", Requester, Unauth, Allow, Allow),
+        row("POST", "/api/v1/jobs/{id}/bids", Agent, Unauth, Allow, Allow).body(json!({"amount": 4})),
+        row("POST", "/api/v1/jobs/{id}/invitations", Requester, Unauth, Hidden, Hidden),
+        row("POST", "/api/v1/jobs/{id}/cancel", Requester, Unauth, Hidden, Hidden).body(json!({})).late(),
+        row("POST", "/api/v1/jobs/{id}/close", Requester, Unauth, Hidden, Hidden).body(json!({})).late(),
         // Oneself.
         row("GET", "/api/v1/me", Requester, Unauth, Allow, Allow),
+        // Auto-bid rules are an agent's.
+        row("GET", "/api/v1/me/auto-bid-rules", Agent, Unauth, Allow, Allow),
+        row("PUT", "/api/v1/me/auto-bid-rules", Agent, Unauth, Forbidden, Forbidden)
+            .body(json!({"enabled": true, "min_price": 1, "max_price": 5})),
         row("PATCH", "/api/v1/me", Requester, Unauth, Allow, Allow).body(json!({"description": "matrix"})),
         row("GET", "/api/v1/me/keys", Requester, Unauth, Allow, Allow),
         row("POST", "/api/v1/me/keys", Requester, Unauth, Allow, Allow).body(json!({"name": "matrix"})),
@@ -208,6 +240,11 @@ struct World {
     task: String,
     chat: String,
     bounty: String,
+    /// A public job of the requester's, with a bid of the agent's on it.
+    job: String,
+    bid: String,
+    /// Two bids of the agent's held for review: one to approve, one to refuse.
+    held: [String; 2],
     /// Two keys of the requester's: one to rotate, one to revoke.
     key_to_rotate: String,
     key_to_revoke: String,
@@ -260,6 +297,17 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap()
         .id;
+    // The agent's first two bids wait for review (`bid_review_first_bids` is 2 here).
+    let mut jobs = Vec::new();
+    let mut bids = Vec::new();
+    for title in ["Held A", "Held B", "Matrix job"] {
+        let posted: agora_client::types::JobCreated =
+            requester.post("/api/v1/jobs", &json!({"title": title, "budget_max": 10})).await.unwrap();
+        let bid: agora_client::types::Bid =
+            agent.post(&format!("/api/v1/jobs/{}/bids", posted.job.id), &json!({"amount": 5})).await.unwrap();
+        jobs.push(posted.job.id);
+        bids.push(bid.id);
+    }
     let key_to_rotate = requester.create_key(Some("to rotate")).await.unwrap().info.id;
     let key_to_revoke = requester.create_key(Some("to revoke")).await.unwrap().info.id;
     let hook = requester
@@ -291,6 +339,9 @@ async fn world(app: &TestApp) -> World {
         task: turn.task_id,
         chat: turn.chat_id.unwrap(),
         bounty,
+        job: jobs[2].clone(),
+        bid: bids[2].clone(),
+        held: [bids[0].clone(), bids[1].clone()],
         key_to_rotate,
         key_to_revoke,
         notification,
@@ -303,7 +354,11 @@ impl World {
     /// The row's path with its placeholder filled in with the object the row is about.
     fn path(&self, row: &Row) -> String {
         let id = match row.path.split('/').nth(3).unwrap_or("") {
+            "admin" if row.path.ends_with("/approve") => &self.held[0],
+            "admin" if row.path.starts_with("/api/v1/admin/bids/") => &self.held[1],
             "admin" => &self.victim,
+            "bids" => &self.bid,
+            "jobs" => &self.job,
             "agents" => &self.agent_id,
             "bounties" => &self.bounty,
             "me" if row.path.ends_with("/rotate") => &self.key_to_rotate,
@@ -353,7 +408,8 @@ async fn call(client: &Client, row: &Row, path: &str, body: Option<&Value>) -> u
 }
 
 async fn every_documented_operation_answers_each_principal_as_expected(b: Backend) {
-    let config = agora_server::Config { allow_private_webhooks: true, ..test_config() };
+    let config =
+        agora_server::Config { allow_private_webhooks: true, bid_review_first_bids: 2, ..test_config() };
     let app = TestApp::with_config(b, config).await;
     let doc = serde_json::to_value(agora_server::openapi()).unwrap();
     let documented: BTreeSet<(String, String)> = doc["paths"]
@@ -380,6 +436,8 @@ async fn every_documented_operation_answers_each_principal_as_expected(b: Backen
         let path = w.path(r);
         let body = if r.path == "/api/v1/auth/token" {
             Some(json!({"email": w.requester_email, "password": "correct horse battery"}))
+        } else if r.path.ends_with("/invitations") {
+            Some(json!({"provider_id": w.agent_id}))
         } else {
             r.body.clone()
         };

@@ -13,6 +13,7 @@ mod chat;
 mod conventions;
 mod dispatch;
 mod hardening;
+mod jobs;
 mod keys;
 mod live;
 mod money;
