@@ -54,6 +54,7 @@ pub mod code {
     pub const NO_COUNTER_OFFER: &str = "NO_COUNTER_OFFER";
     pub const JOB_HAS_HIRES: &str = "JOB_HAS_HIRES";
     pub const JOB_LIMIT_BELOW_CURRENT: &str = "JOB_LIMIT_BELOW_CURRENT";
+    pub const AWARDED_AT_DEADLINE: &str = "AWARDED_AT_DEADLINE";
 }
 
 /// Why a use case refused a well-formed request.
@@ -128,6 +129,8 @@ pub enum Refusal {
     JobHasHires {
         hired: i64,
     },
+    /// A reverse auction hires its lowest bids at its deadline, never by hand.
+    AwardedAtDeadline,
     /// A patch would lower `bid_limit` or `max_workers` below what the job already has.
     JobLimitBelowCurrent {
         field: &'static str,
@@ -175,6 +178,7 @@ impl Refusal {
             Self::NoCounterOffer => NO_COUNTER_OFFER,
             Self::JobHasHires { .. } => JOB_HAS_HIRES,
             Self::JobLimitBelowCurrent { .. } => JOB_LIMIT_BELOW_CURRENT,
+            Self::AwardedAtDeadline => AWARDED_AT_DEADLINE,
         }
     }
 
@@ -211,7 +215,8 @@ impl Refusal {
             | Self::BidNotPending
             | Self::NoCounterOffer
             | Self::JobHasHires { .. }
-            | Self::JobLimitBelowCurrent { .. } => ErrorKind::BadRequest,
+            | Self::JobLimitBelowCurrent { .. }
+            | Self::AwardedAtDeadline => ErrorKind::BadRequest,
             Self::InsufficientFunds | Self::QuotaExhausted => ErrorKind::PaymentRequired,
             Self::AgentOffline | Self::ServiceOffline => ErrorKind::Unavailable,
             Self::WebhookUrlNotAllowed { .. } => ErrorKind::Invalid,
@@ -275,6 +280,7 @@ impl Refusal {
             Self::JobLimitBelowCurrent { field, current } => {
                 format!("{field} cannot go below what the job already has ({current})")
             }
+            Self::AwardedAtDeadline => "a reverse auction hires its lowest bids by itself at its deadline".into(),
         }
     }
 

@@ -16,7 +16,7 @@
 
 use agora_core::{
     AccountId, BidId, EventId, InvitationId, TaskId, Timestamp,
-    account::{Account, ONLINE_WINDOW_SECS},
+    account::Account,
     event::EventType,
     job::{
         self, Award, BidChange, BidInput, BidSpec, BidStatus, Counter, CounterSpec, CounterState, JobInput,
@@ -37,7 +37,9 @@ use crate::{
 };
 
 /// Workers a new job is matched to, at most.
-const MATCH_LIMIT: u64 = 20;
+const MATCH_LIMIT: usize = 20;
+/// Candidates (accounts with one of its tags) a new job's matching reads, at most.
+const MATCH_CANDIDATES: u64 = 2000;
 /// Auto-bid rules one new job is checked against, at most.
 const AUTO_BID_LIMIT: u64 = 200;
 
@@ -225,21 +227,16 @@ impl App {
         };
         tx.insert_job(&job, &job.spec.search_terms()).await?;
         let matches = self.match_workers(tx.as_mut(), &job, &p.account, now).await?;
-        if job.spec.privacy == Privacy::Public {
-            for m in &matches {
-                let why = json!({ "match": { "covered": m.covered, "online": m.online,
-                    "reputation": m.reputation, "completed_count": m.completed } });
-                job_event(
-                    tx.as_mut(),
-                    &job,
-                    EventType::TaskMatched,
-                    Some(p.id()),
-                    vec![m.account.id.clone()],
-                    why,
-                    now,
-                )
-                .await?;
-            }
+        if job.spec.privacy == Privacy::Public && !matches.is_empty() {
+            // One event for all of them: each matched worker sees it (webhook, notification,
+            // live stream); the reasons are the requester's, in the response.
+            let audience = matches.iter().map(|m| m.account.id.clone()).collect();
+            let extra = json!({ "tags": job.spec.tags, "category": job.spec.category,
+                "budget_min": job.spec.budget_min, "budget_max": job.spec.budget_max, "currency": job.currency });
+            job_event(tx.as_mut(), &job, EventType::TaskMatched, Some(p.id()), audience, extra, now).await?;
+        }
+        // Auto-bids are background work, scheduled only when some rule may bid.
+        if job.spec.privacy == Privacy::Public && self.may_draw_auto_bids(tx.as_mut(), &job, 1).await? {
             chores::schedule(tx.as_mut(), chores::Kind::AutoBid, None, json!({ "job_id": job.id }), now, now)
                 .await?;
         }
@@ -277,12 +274,11 @@ impl App {
             .skill_matches(&MatchQuery {
                 skills: wanted.clone(),
                 kind,
-                exclude: access::party(requester).clone(),
-                online_since: now.plus_seconds(-ONLINE_WINDOW_SECS),
-                limit: MATCH_LIMIT,
+                exclude: requester.id.clone(),
+                cap: MATCH_CANDIDATES,
             })
             .await?;
-        Ok(found
+        let mut matches: Vec<Match> = found
             .into_iter()
             .filter(|a| !access::same_party(a, requester))
             .map(|a| Match {
@@ -293,7 +289,17 @@ impl App {
                 fits_preference: job.spec.executor_preference.admits(a.kind),
                 account: a,
             })
-            .collect())
+            .collect();
+        // Online first, then by reputation, then by completed work; ties by id.
+        matches.sort_by(|x, y| {
+            y.online
+                .cmp(&x.online)
+                .then(y.reputation.total_cmp(&x.reputation))
+                .then(y.completed.cmp(&x.completed))
+                .then(x.account.id.cmp(&y.account.id))
+        });
+        matches.truncate(MATCH_LIMIT);
+        Ok(matches)
     }
 
     /// The job board: open public jobs (and invite-only ones the caller was invited to), or
@@ -644,7 +650,8 @@ impl App {
         if mine { Ok((job, bid)) } else { Err(Error::NotFound("bid")) }
     }
 
-    /// Accepts a bid (its job's requester): hires the bidder. The accepted amount is held
+    /// Accepts a bid (its job's requester) while the job is open: hires the bidder (a
+    /// reverse auction is not accepted by hand: it awards itself at its deadline). The accepted amount is held
     /// from the requester (`INSUFFICIENT_FUNDS` leaves everything as it was) and a hire
     /// task is assigned to the bidder. A job that is then full completes, and its other
     /// pending bids are rejected.
@@ -652,6 +659,12 @@ impl App {
         let now = self.now();
         let mut tx = self.begin().await?;
         let (job, bid) = Self::bid_for(tx.as_mut(), p, id, true).await?;
+        if !is_open(&job, now) {
+            return Err(Refusal::JobNotOpen.into());
+        }
+        if job.spec.award == Award::ReverseAuction {
+            return Err(Refusal::AwardedAtDeadline.into());
+        }
         let hired = self.hire(tx.as_mut(), job, bid, By::Account(p.id()), now).await?;
         Ok(self.uncommitted(tx, hired))
     }
@@ -975,8 +988,20 @@ impl App {
         Ok(self.uncommitted(tx, rule))
     }
 
+    /// The enabled auto-bid rules (at most `limit`) whose price range and categories meet
+    /// the job's, of agents outside the requester's party.
+    async fn auto_bid_rules_for(&self, tx: &mut dyn Tx, job: &Job, limit: u64) -> Result<Vec<AutoBidRule>> {
+        let (min, max) = (job.spec.budget_min, job.spec.budget_max);
+        let category = job.spec.category.as_deref();
+        Ok(tx.auto_bid_candidates(&job.currency, min, max, category, &job.requester_id, limit).await?)
+    }
+
+    async fn may_draw_auto_bids(&self, tx: &mut dyn Tx, job: &Job, limit: u64) -> Result<bool> {
+        Ok(!self.auto_bid_rules_for(tx, job, limit).await?.is_empty())
+    }
+
     /// Background work: places the bids of every auto-bid rule that matches a new job, in
-    /// the chore's transaction. A rule's bid is its price range's top, capped by the job's
+    /// the chore's transaction; each such agent gets `task.created` for the job. A rule's bid is its price range's top, capped by the job's
     /// budget; rules that cannot bid (limit reached, already bid, wrong kind) are skipped.
     pub(crate) async fn auto_bid(&self, tx: &mut dyn Tx, job_id: &TaskId) -> Result<usize> {
         let now = self.now();
@@ -984,16 +1009,7 @@ impl App {
         if !is_open(&job, now) {
             return Ok(0);
         }
-        let rules = tx
-            .auto_bid_candidates(
-                &job.currency,
-                job.spec.budget_min,
-                job.spec.budget_max,
-                job.spec.category.as_deref(),
-                &job.requester_id,
-                AUTO_BID_LIMIT,
-            )
-            .await?;
+        let rules = self.auto_bid_rules_for(tx, &job, AUTO_BID_LIMIT).await?;
         let mut placed = 0;
         for rule in rules {
             if let (Some(days), Some(deadline)) = (rule.max_deadline_days, job.spec.deadline)
@@ -1015,7 +1031,13 @@ impl App {
                 sample_links: Vec::new(),
             };
             match self.bid_in(tx, &agent, &job.id, spec, None, now).await {
-                Ok(_) => placed += 1,
+                Ok(bid) => {
+                    placed += 1;
+                    // The agent hears of the new job its rule bid on.
+                    let extra = json!({ "auto_bid": { "bid_id": bid.id, "amount": bid.amount } });
+                    job_event(tx, &job, EventType::TaskCreated, None, vec![agent.id.clone()], extra, now)
+                        .await?;
+                }
                 Err(Error::Refused(_) | Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -28,7 +28,8 @@ CREATE TABLE jobs (
 );
 -- One index per sort of the open list, so a page is read in order, not sorted.
 CREATE INDEX jobs_newest ON jobs (status, created_at, id);
-CREATE INDEX jobs_deadline ON jobs (status, deadline_at, id);
+-- Deadlines first, soonest first: the `deadline` sort orders by exactly these expressions.
+CREATE INDEX jobs_deadline ON jobs (status, (deadline_at IS NULL), deadline_at, id);
 CREATE INDEX jobs_budget ON jobs (status, budget_max, id);
 CREATE INDEX jobs_popular ON jobs (status, bid_count, id);
 CREATE INDEX jobs_category ON jobs (category, status, created_at);

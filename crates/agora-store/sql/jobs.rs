@@ -2,7 +2,7 @@
 
 use agora_core::{
     AccountId, BidId, InvitationId, TaskId, Timestamp,
-    account::Account,
+    account::{Account, AccountKind},
     job::{Award, BidStatus, BudgetType, ExecutorPreference, JobSpec, Priority, Privacy, Review},
     money::Currency,
     task::TaskStatus,
@@ -18,7 +18,8 @@ use super::{
     DbRow, InTx, Source, Sql,
     accounts::account_from_row,
     rows::{
-        corrupt, count, db_err, err, get, json_col, limit_of, opt_json, opt_time, opt_to_json, time, to_json,
+        CHUNK, corrupt, count, db_err, err, get, json_col, limit_of, marks, opt_json, opt_time, opt_to_json,
+        row_marks, time, to_json,
     },
 };
 use crate::db;
@@ -238,10 +239,9 @@ impl<S: Source> JobReads for Sql<S> {
         }
         let order = match q.sort {
             JobSort::Newest => "j.created_at DESC, j.id DESC",
-            // NULL deadlines last on both backends.
-            JobSort::Deadline => {
-                "CASE WHEN j.deadline_at IS NULL THEN 1 ELSE 0 END, j.deadline_at ASC, j.id ASC"
-            }
+            // Jobs without a deadline last, on both backends; the index `jobs_deadline` has
+            // exactly these expressions, so a page is read in order.
+            JobSort::Deadline => "(j.deadline_at IS NULL), j.deadline_at ASC, j.id ASC",
             JobSort::BudgetHigh => "j.budget_max DESC, j.id DESC",
             JobSort::Popular => "j.bid_count DESC, j.id DESC",
         };
@@ -371,37 +371,57 @@ impl<S: Source> JobReads for Sql<S> {
         if q.skills.is_empty() {
             return Ok(Vec::new());
         }
-        let mut f = Filter::default();
-        let skills: Vec<&str> = q.skills.iter().map(String::as_str).collect();
-        let marks: Vec<String> = skills.iter().map(|s| f.text(s)).collect();
-        f.push(format!(
-            "a.id IN (SELECT s.account_id FROM account_skills s WHERE s.skill IN ({}))",
-            marks.join(", ")
-        ));
-        f.push(not_banned!().to_owned());
-        // Not the requester's party: itself, its owner, its agents.
-        let me = f.text(q.exclude.as_str());
-        f.push(format!(
-            "a.id <> {me} AND (a.owner_id IS NULL OR a.owner_id <> {me}) \
-             AND a.id <> COALESCE((SELECT x.owner_id FROM accounts x WHERE x.id = {me}), '')"
-        ));
-        if let Some(kind) = q.kind {
-            let m = f.text(kind.as_str());
-            f.push(format!("a.kind = {m}"));
-        }
-        let since = f.int(q.online_since.millis());
-        let limit = f.int(limit_of(q.limit));
+        // Two statements whose plans do not depend on statistics: the candidates from the
+        // skill index, then those accounts by primary key. One statement joining the two
+        // was planned by PostgreSQL as a scan of every account when its statistics were
+        // stale. The first has no DISTINCT and no bound LIMIT: with either, PostgreSQL's
+        // generic plan for the prepared statement walked the whole `(account_id)` index.
+        // The cap is this crate's number, formatted into the text; duplicates go here.
         let sql = format!(
-            "SELECT {} FROM accounts a WHERE {} ORDER BY \
-             CASE WHEN {} THEN 0 ELSE 1 END, \
-             (a.completed_count + 1.0) / (a.completed_count + a.failed_count + a.no_response_count + 2.0) DESC, \
-             a.completed_count DESC, a.id LIMIT {limit}",
-            account_cols!(),
-            f.sql(),
-            online_since!("{since}").replace("{since}", &since),
+            "SELECT account_id FROM account_skills WHERE skill IN ({}) LIMIT {}",
+            marks(q.skills.len()),
+            q.cap.saturating_mul(4)
         );
-        let rows = f.bind(sql).fetch_all(self.0.exec()).await.map_err(err)?;
-        rows.iter().map(account_from_row).collect()
+        let mut query = db::query(db::AssertSqlSafe(sql));
+        for skill in &q.skills {
+            query = query.bind(skill.as_str());
+        }
+        let mut ids: Vec<String> = query
+            .fetch_all(self.0.exec())
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| get(r, "account_id"))
+            .collect::<Result<_>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        ids.truncate(usize::try_from(q.cap).unwrap_or(usize::MAX));
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT {} FROM accounts a WHERE a.id IN ({}) AND {} AND a.id <> ${} AND (${} IS NULL OR a.kind = ${})",
+                account_cols!(),
+                marks(chunk.len()),
+                not_banned!(),
+                chunk.len() + 1,
+                chunk.len() + 2,
+                chunk.len() + 2,
+            );
+            let mut query = db::query(db::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let rows = query
+                .bind(q.exclude.as_str())
+                .bind(q.kind.map(AccountKind::as_str))
+                .fetch_all(self.0.exec())
+                .await
+                .map_err(err)?;
+            for r in &rows {
+                out.push(account_from_row(r)?);
+            }
+        }
+        Ok(out)
     }
 
     #[instrument(level = "debug", skip_all)]
@@ -427,26 +447,29 @@ impl<S: Source> JobReads for Sql<S> {
         exclude: &AccountId,
         limit: u64,
     ) -> Result<Vec<AutoBidRule>> {
-        // Categories are a JSON list of restricted tags, so `"tag"` matches one element.
-        let rows = db::query(
+        // Categories are a JSON list of restricted tags, so `"tag"` matches one element. The
+        // rules drive (through their index); each one's agent is then looked up by id: with
+        // a join, SQLite's planner started from the accounts and read every agent.
+        let sql = concat!(
             "SELECT r.account_id, r.enabled, r.min_price, r.max_price, r.currency, r.categories, \
              r.max_deadline_days, r.template, r.updated_at FROM auto_bid_rules r \
-             JOIN accounts a ON a.id = r.account_id \
              WHERE r.enabled AND r.currency = $1 AND r.min_price <= $3 AND r.max_price >= $2 \
-             AND (r.categories = '[]' OR ($4 IS NOT NULL AND r.categories LIKE $4)) \
-             AND r.account_id <> $5 AND (a.owner_id IS NULL OR a.owner_id <> $5) \
-             AND a.kind = 'agent' AND a.banned_at IS NULL \
-             ORDER BY r.updated_at, r.account_id LIMIT $6",
-        )
-        .bind(currency.as_str())
-        .bind(min)
-        .bind(max)
-        .bind(category.map(|c| format!("%\"{c}\"%")))
-        .bind(exclude.as_str())
-        .bind(limit_of(limit))
-        .fetch_all(self.0.exec())
-        .await
-        .map_err(err)?;
+             AND (r.categories = '[]' OR ($4 IS NOT NULL AND r.categories LIKE $4)) AND r.account_id <> $5 \
+             AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = r.account_id AND a.kind = 'agent' \
+             AND (a.owner_id IS NULL OR a.owner_id <> $5) AND ",
+            not_banned!(),
+            ") ORDER BY r.updated_at, r.account_id LIMIT $6"
+        );
+        let rows = db::query(sql)
+            .bind(currency.as_str())
+            .bind(min)
+            .bind(max)
+            .bind(category.map(|c| format!("%\"{c}\"%")))
+            .bind(exclude.as_str())
+            .bind(limit_of(limit))
+            .fetch_all(self.0.exec())
+            .await
+            .map_err(err)?;
         rows.iter().map(rule_from_row).collect()
     }
 }
@@ -460,9 +483,8 @@ async fn write_terms(tx: &mut Sql<InTx>, job: &Job, terms: &[String]) -> Result<
             all.push(tag);
         }
     }
-    for chunk in all.chunks(super::rows::CHUNK / 2) {
-        let sql =
-            format!("INSERT INTO job_terms (term, job_id) VALUES {}", super::rows::row_marks(chunk.len(), 2));
+    for chunk in all.chunks(CHUNK / 2) {
+        let sql = format!("INSERT INTO job_terms (term, job_id) VALUES {}", row_marks(chunk.len(), 2));
         let mut q = db::query(db::AssertSqlSafe(sql));
         for term in chunk {
             q = q.bind(term.as_str()).bind(job.id.as_str());
@@ -670,11 +692,9 @@ pub(super) async fn index_skills(tx: &mut Sql<InTx>, account: &AccountId, skills
     let mut unique: Vec<&str> = skills.iter().map(String::as_str).collect();
     unique.sort_unstable();
     unique.dedup();
-    for chunk in unique.chunks(super::rows::CHUNK / 2) {
-        let sql = format!(
-            "INSERT INTO account_skills (skill, account_id) VALUES {}",
-            super::rows::row_marks(chunk.len(), 2)
-        );
+    for chunk in unique.chunks(CHUNK / 2) {
+        let sql =
+            format!("INSERT INTO account_skills (skill, account_id) VALUES {}", row_marks(chunk.len(), 2));
         let mut q = db::query(db::AssertSqlSafe(sql));
         for s in chunk {
             q = q.bind(*s).bind(account.as_str());

@@ -12,6 +12,7 @@
 mod accounts;
 mod chores;
 mod events;
+mod jobs;
 mod ledger;
 mod tasks;
 mod webhooks;
@@ -19,6 +20,7 @@ mod webhooks;
 pub use accounts::*;
 pub use chores::*;
 pub use events::*;
+pub use jobs::*;
 pub use ledger::*;
 pub use tasks::*;
 pub use webhooks::*;
@@ -64,6 +66,8 @@ macro_rules! conformance_tests {
             chores_run_when_due_and_once,
             keyed_chores_are_rescheduled_not_doubled,
             a_dead_runners_chore_is_taken_again,
+            job_search_reads_terms_and_privacy,
+            skill_matches_follow_profile_writes,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {

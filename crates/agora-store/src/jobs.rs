@@ -113,11 +113,10 @@ pub struct MatchQuery {
     pub skills: Vec<String>,
     /// Only accounts of this kind (the job's executor preference), or any.
     pub kind: Option<AccountKind>,
-    /// Not this account's party (the requester).
+    /// Not this account.
     pub exclude: AccountId,
-    /// Seen at or after this time counts as online, which ranks first.
-    pub online_since: Timestamp,
-    pub limit: u64,
+    /// At most this many candidates are read (the first in the skill index's order).
+    pub cap: u64,
 }
 
 /// An agent's rule for bidding on new jobs by itself (seed 004).
@@ -152,8 +151,9 @@ pub trait JobReads: Send {
         offset: u64,
         limit: u64,
     ) -> Result<Page<Invitation>>;
-    /// Accounts whose skills hold any of the query's tags (through the skill index), not
-    /// banned, online first, then by reputation; at most `limit`.
+    /// Accounts whose skills hold any of the query's tags, not banned, in no particular
+    /// order: read through the skill index, then by id, so the work follows the number of
+    /// candidates, never the number of accounts.
     async fn skill_matches(&mut self, query: &MatchQuery) -> Result<Vec<Account>>;
     async fn auto_bid_rule(&mut self, account: &AccountId) -> Result<Option<AutoBidRule>>;
     /// Enabled rules whose price range meets `[min, max]` in `currency` and whose

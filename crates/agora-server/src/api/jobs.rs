@@ -412,6 +412,13 @@ async fn place_bid(
 }
 
 /// A job's bids: all of them, ranked, for its requester; your own for a bidder.
+///
+/// `rank` is 1 for the best of the job's live bids (pending or accepted). In a reverse
+/// auction the lowest amount ranks first; otherwise by the score
+/// `0.5 × price + 0.2 × speed + 0.3 × reputation`, where price is the lowest amount bid
+/// divided by this bid's, speed the fewest estimated days divided by this bid's (0.5 without
+/// an estimate), and reputation the bidder's completed work over its finished work, pulled
+/// towards 0.5 for short records. Ties go to the earlier bid.
 #[utoipa::path(get, path = "/jobs/{id}/bids", tag = "jobs",
     params(("id" = String, Path, description = "Job id (`tsk_…`)")),
     responses(
@@ -462,7 +469,7 @@ fn bid_id(raw: &str) -> Result<BidId> {
         ("Idempotency-Key" = Option<String>, Header, description = IDEM)),
     responses(
         (status = 200, description = "The bid, the hire's task and the job", body = Envelope<t::BidAccepted>),
-        (status = 400, description = "`JOB_NOT_OPEN`, `BID_NOT_PENDING`", body = ErrorEnvelope),
+        (status = 400, description = "`JOB_NOT_OPEN`, `BID_NOT_PENDING`, `AWARDED_AT_DEADLINE` (a reverse auction)", body = ErrorEnvelope),
         (status = 402, description = "`INSUFFICIENT_FUNDS`", body = ErrorEnvelope),
         (status = 404, description = "`NOT_FOUND`", body = ErrorEnvelope),
     ))]

@@ -339,8 +339,12 @@ async fn every_bid_refusal_has_its_code(b: Backend) {
         with(base_job(), json!({"deadline": Timestamp::now().plus_seconds(60).to_rfc3339()})),
     )
     .await;
+    let (_, early) = app.agent("Early", &[]).await;
+    let in_time = placed(&early, &soon.job.id, 100, None).await;
     app.advance(Duration::from_secs(120));
     assert_error(&bid(&fourth, &soon.job.id, 100, None).await, 400, "JOB_NOT_OPEN");
+    let late_hire = post(&client, &format!("/api/v1/bids/{}/accept", in_time.id), json!({})).await;
+    assert_error(&late_hire, 400, "JOB_NOT_OPEN");
 }
 
 async fn fifty_concurrent_bids_against_a_limit_of_five_leave_five(b: Backend) {
@@ -620,6 +624,8 @@ async fn a_reverse_auction_awards_its_lowest_bids_at_the_deadline_once(b: Backen
     }
     let ranks: Vec<Option<u32>> = bids_of(&client, &job.id).await.into_iter().map(|b| b.rank).collect();
     assert_eq!(ranks, [Some(4), Some(1), Some(3), Some(2)], "lowest first; ties to the earlier bid");
+    let by_hand = post(&client, &format!("/api/v1/bids/{}/accept", offers[1].id), json!({})).await;
+    assert_error(&by_hand, 400, "AWARDED_AT_DEADLINE");
 
     app.run_background().await;
     assert_eq!(job_of(&client, &job.id).await.status, "open", "not before the deadline");
@@ -711,6 +717,7 @@ async fn auto_bid_rules_place_one_bid_per_matching_agent(b: Backend) {
     let from_yes = bids.iter().find(|b| b.bidder_id == yes_reg.account.id).unwrap();
     assert_eq!(from_yes.message, format!("感谢! 预估 300 PTS, 任务: {}", job.title));
     assert!(notified(&app, &client, "bid.created").await, "the requester hears of auto-bids");
+    assert!(notified(&app, &yes, "task.created").await, "the agent hears of the job its rule bid on");
 }
 
 async fn held_bids_wait_for_an_admin(b: Backend) {
