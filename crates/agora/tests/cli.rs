@@ -595,6 +595,118 @@ fn kill_9_webhooks(rt: &tokio::runtime::Runtime, database_url: Option<String>) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// SIGKILL before a reverse auction's deadline: the close is durable background work, so
+/// after a restart it still happens, exactly once — the lowest bid is hired, its amount
+/// held once — and a second restart changes nothing. (OIXA keeps such timers in memory
+/// and leaves its auctions open forever after a restart.)
+#[test]
+fn kill_9_before_an_auction_closes_it_still_closes_once() {
+    let rt = runtime();
+    kill_9_auction(&rt, None);
+    let schema = rt.block_on(agora_store_postgres::testing::TestSchema::create());
+    match schema {
+        Some(schema) => kill_9_auction(&rt, Some(schema.url_with_search_path())),
+        None => eprintln!("skipped the PostgreSQL half: no PostgreSQL"),
+    }
+}
+
+fn kill_9_auction(rt: &tokio::runtime::Runtime, database_url: Option<String>) {
+    use agora_client::types::{
+        AccountType, BidRequest, Job, JobCreated, JobRequest, RegisterRequest, TopUpRequest,
+    };
+    let dir = temp_dir(if database_url.is_some() { "auction9-pg" } else { "auction9-sqlite" });
+    let mut env = vec![("AGORA_WORKER_INTERVAL_MS", "100".to_owned())];
+    if let Some(url) = &database_url {
+        env.push(("AGORA_DATABASE_URL", url.clone()));
+    }
+    let listen = || format!("127.0.0.1:{}", free_port());
+    let server = start(&dir, &["--listen", &listen()], &env);
+    let (admin_email, admin_password) = printed_credential(&server);
+    let anon = agora_client::Client::new(&server.url);
+    let closes_at = std::time::Instant::now() + Duration::from_secs(3);
+    let (ann, job_id) = rt.block_on(async {
+        let admin = anon.with_token(anon.token(&admin_email, &admin_password).await.unwrap().access_token);
+        let reg = |t, name: &str, email: Option<&str>| RegisterRequest {
+            account_type: t,
+            name: name.into(),
+            email: email.map(str::to_owned),
+            password: email.map(|_| "correct horse battery".to_owned()),
+            description: None,
+            skills: None,
+            model_name: None,
+        };
+        let ann_reg = anon.register(&reg(AccountType::Human, "Ann", Some("ann@example.com"))).await.unwrap();
+        let ann = anon
+            .with_token(anon.token("ann@example.com", "correct horse battery").await.unwrap().access_token);
+        admin
+            .top_up(&ann_reg.account.id, &TopUpRequest { amount: 1000, currency: "PTS".into(), reason: None })
+            .await
+            .unwrap();
+        let deadline = agora_core::Timestamp::now().plus_seconds(3).to_rfc3339();
+        let created: JobCreated = ann
+            .post(
+                "/api/v1/jobs",
+                &JobRequest {
+                    title: Some("Cheapest translation wins".into()),
+                    budget_max: Some(500),
+                    award: Some("reverse_auction".into()),
+                    deadline: Some(deadline),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        for (name, amount) in [("Dear", 300), ("Cheap", 200)] {
+            let bot = anon.with_token(
+                anon.register(&reg(AccountType::Agent, name, None)).await.unwrap().api_key.unwrap(),
+            );
+            let _: agora_client::types::Bid = bot
+                .post(
+                    &format!("/api/v1/jobs/{}/bids", created.job.id),
+                    &BidRequest { amount, ..Default::default() },
+                )
+                .await
+                .unwrap();
+        }
+        (ann, created.job.id)
+    });
+    // Bids placed, the close scheduled: the process dies before the deadline.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    std::thread::sleep(closes_at.saturating_duration_since(std::time::Instant::now()));
+
+    let server = start(&dir, &["--listen", &listen()], &env);
+    let ann = ann.rebase(&server.url);
+    let check = |ann: &agora_client::Client| {
+        rt.block_on(async {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let job = loop {
+                let job: Job = ann.get(&format!("/api/v1/jobs/{job_id}")).await.unwrap();
+                if job.status != "open" {
+                    break job;
+                }
+                assert!(std::time::Instant::now() < deadline, "the auction did not close after restart");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            assert_eq!((job.status.as_str(), job.hired_count), ("completed", 1));
+            let bids: Vec<agora_client::types::Bid> =
+                ann.get(&format!("/api/v1/jobs/{job_id}/bids")).await.unwrap();
+            let outcome: Vec<(i64, &str)> = bids.iter().map(|b| (b.amount, b.status.as_str())).collect();
+            assert_eq!(outcome, [(300, "rejected"), (200, "accepted")]);
+            let w = ann.wallet().await.unwrap();
+            assert_eq!((w.balances[0].available, w.balances[0].held), (800, 200), "held once");
+        });
+    };
+    check(&ann);
+    assert!(server.terminate().success());
+    let server = start(&dir, &["--listen", &listen()], &env);
+    std::thread::sleep(Duration::from_millis(500));
+    check(&ann.rebase(&server.url));
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `agora bench all` with tiny parameters, so the harness cannot rot: every scenario runs,
 /// prints its JSON object, and reports no errors. No timing is asserted: the figures are
 /// measurements, not checks.
@@ -608,6 +720,10 @@ fn bench_smoke(database_url: Option<String>) {
         "30",
         "--events",
         "25",
+        "--match-agents",
+        "30",
+        "--match-samples",
+        "5",
     ]);
     if let Some(url) = &database_url {
         // Lifecycle on two replicas of one deployment, its pairs split across them.
@@ -621,7 +737,7 @@ fn bench_smoke(database_url: Option<String>) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     let names: Vec<&str> = reports.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "dispatch", "lifecycle", "idle", "webhooks", "writers"]);
+    assert_eq!(names, ["baseline", "dispatch", "lifecycle", "idle", "webhooks", "writers", "jobs"]);
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
     for r in &reports {
         assert_eq!(r["backend"], backend, "{r}");
@@ -645,6 +761,8 @@ fn bench_smoke(database_url: Option<String>) {
     assert_eq!(figure("webhooks", "duplicates"), 0);
     assert!(figure("writers", "commits_per_s_1").as_f64().unwrap() > 0.0);
     assert!(figure("writers", "commits_per_s_8").as_f64().unwrap() > 0.0);
+    assert!(figure("jobs", "hirings").as_u64().unwrap() > 0);
+    assert!(figure("jobs", "match_p50_ms_many_agents").as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum Scenario {
     Baseline,
     /// Event-writing commits from 1, then 8 concurrent connections, against the store.
     Writers,
+    /// The job board: job creation's matching latency with 10 and many skilled agents, and
+    /// whole hirings (post, five bids, accept) per second.
+    Jobs,
     /// Every scenario in turn (baseline first, so lifecycle can be compared with it).
     All,
 }
@@ -74,6 +77,12 @@ pub struct BenchArgs {
     /// webhooks: events committed and delivered.
     #[arg(long, default_value_t = 5_000)]
     pub events: usize,
+    /// jobs: skilled agents registered for the second matching measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub match_agents: usize,
+    /// jobs: jobs posted for each matching measurement.
+    #[arg(long, default_value_t = 200)]
+    pub match_samples: usize,
     /// lifecycle alone: compare with this ceiling (requests/s) instead of measuring the
     /// baseline first (for profiling runs; `all` always measures it).
     #[arg(long)]
@@ -258,6 +267,7 @@ async fn run_scenarios(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Idle,
             Scenario::Webhooks,
             Scenario::Writers,
+            Scenario::Jobs,
         ],
         one => vec![one],
     };
@@ -276,6 +286,7 @@ async fn run_scenarios(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Idle => scenarios::idle(&args).await?,
             Scenario::Webhooks => scenarios::webhooks(&args).await?,
             Scenario::Writers => scenarios::writers(&args).await?,
+            Scenario::Jobs => scenarios::jobs(&args).await?,
             Scenario::All => continue,
         };
         if *scenario == Scenario::Baseline {

@@ -13,8 +13,8 @@ use std::{
 use agora_client::{
     Client,
     types::{
-        AccountType, DeliverRequest, PricingInput, ProfileFields, RegisterRequest, TopUpRequest,
-        WebhookRequest,
+        AccountType, Bid, BidAccepted, BidRequest, DeliverRequest, JobCreated, JobRequest, PricingInput,
+        ProfileFields, RegisterRequest, TopUpRequest, WebhookRequest,
     },
 };
 use agora_core::Timestamp;
@@ -77,6 +77,17 @@ async fn members(
     price: Option<i64>,
     label: &'static str,
 ) -> anyhow::Result<Vec<Member>> {
+    skilled_members(base, n, price, label, |_| Vec::new()).await
+}
+
+/// [`members`], the `i`th with the skills `skills(i)`.
+async fn skilled_members(
+    base: &Client,
+    n: usize,
+    price: Option<i64>,
+    label: &'static str,
+    skills: fn(usize) -> Vec<String>,
+) -> anyhow::Result<Vec<Member>> {
     let progress = Progress::start(format!("registering {label}"), n as u64);
     let counter = progress.counter();
     let base = base.clone();
@@ -90,7 +101,7 @@ async fn members(
                     email: None,
                     password: None,
                     description: None,
-                    skills: None,
+                    skills: Some(skills(i)).filter(|s| !s.is_empty()),
                     model_name: None,
                 })
                 .await
@@ -703,4 +714,154 @@ async fn commits(store: &Arc<dyn agora_store::Store>, n: usize, length: Duration
         total += done??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// What `agora bench jobs` posts: a job of 100–500 PTS with `tags`.
+fn job_request(title: String, tags: &[&str]) -> JobRequest {
+    JobRequest {
+        title: Some(title),
+        tags: Some(tags.iter().map(|t| (*t).to_owned()).collect()),
+        budget_min: Some(100),
+        budget_max: Some(500),
+        ..Default::default()
+    }
+}
+
+/// The time `POST /jobs` takes, `n` in a row, for a job with `tags` (matched by them),
+/// after `n / 4` unmeasured ones: the first reads of freshly registered accounts are
+/// slower for reasons that are not matching's (PostgreSQL sets their hint bits, writing).
+async fn matching_latency(client: &Client, n: usize, tags: &[&str], errors: &Errors) -> Summary {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + n / 4 {
+        let started = Instant::now();
+        let posted: Result<JobCreated, _> =
+            client.post("/api/v1/jobs", &job_request(format!("match {i}"), tags)).await;
+        match posted {
+            Ok(_) if i >= n / 4 => samples.push(started.elapsed()),
+            Ok(_) => {}
+            Err(e) => errors.record(format!("posting a job: {e}")),
+        }
+    }
+    Summary::of(samples)
+}
+
+/// The job board: matching latency (job creation, which matches workers through the skill
+/// index) with 10 skilled agents, then with `--match-agents` registered (the same 10
+/// matching; and a job whose tags about 70 of them have), then `--concurrency` loops (at
+/// most 8) of a whole hiring — post, five bids, accept the lowest — for `--seconds`.
+pub async fn jobs(args: &BenchArgs) -> anyhow::Result<Report> {
+    let loops = args.concurrency.clamp(1, 8);
+    let mut server = Agora::start(args, "jobs").await?;
+    let base = server.client.clone();
+    let errors = Errors::default();
+    let requesters = members(&base, loops, None, "requesters").await?;
+    for r in &requesters {
+        fund(&server, &r.id, 1_000_000_000_000).await?;
+    }
+    let bidders = members(&base, 5, None, "bidders").await?;
+
+    let few = 10.min(args.match_agents);
+    skilled_members(&base, few, None, "matching agents", |_| vec!["translation".into()]).await?;
+    let samples = args.match_samples.max(1);
+    let small = matching_latency(&requesters[0].client, samples, &["translation"], &errors).await;
+    // The rest spread over 500 other skills, three each (a tag has about 60 of them): the
+    // same job matches the same 10 among them all, which isolates what the number of
+    // accounts costs; a job tagged with one of theirs too shows what more candidates cost.
+    let skills = |i: usize| (0..3).map(|k| format!("skill-{}", (i * 7 + k * 131) % 500)).collect();
+    skilled_members(&base, args.match_agents.saturating_sub(few), None, "more agents", skills).await?;
+    // A server that has run with 10,000 agents, not one whose tables grew a thousandfold
+    // within seconds: PostgreSQL keeps the generic plans it made for its prepared
+    // statements while the tables were tiny until autovacuum next analyzes them (within a
+    // minute). Restarting gives the measurement fresh connections.
+    server.restart().await?;
+    let rebase = |m: &Member| Member { id: m.id.clone(), client: m.client.rebase(server.url.clone()) };
+    let requesters: Vec<Member> = requesters.iter().map(rebase).collect();
+    let bidders: Vec<Member> = bidders.iter().map(rebase).collect();
+    let large = matching_latency(&requesters[0].client, samples, &["translation"], &errors).await;
+    let wide = matching_latency(&requesters[0].client, samples, &["translation", "skill-42"], &errors).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(errors);
+    let progress = Progress::start("jobs: hirings".into(), 0);
+    let hired = progress.counter();
+    let mut set = JoinSet::new();
+    for (l, requester) in requesters.iter().enumerate() {
+        let (client, bidders, stop, errors, hired) =
+            (requester.client.clone(), bidders.clone(), stop.clone(), errors.clone(), hired.clone());
+        set.spawn(async move {
+            let mut cycles = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match hiring(&client, &bidders, format!("hire {l}-{i}")).await {
+                    Ok(()) => {
+                        cycles.push(started.elapsed());
+                        hired.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => errors.record(e),
+                }
+                i += 1;
+            }
+            cycles
+        });
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds.max(1))).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut cycles = Vec::new();
+    while let Some(done) = set.join_next().await {
+        cycles.extend(done?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    progress.finish().await;
+    server.stop().await?;
+
+    let n = cycles.len();
+    let c = Summary::of(cycles);
+    let report = Report::new("jobs")
+        .param("loops", loops)
+        .param("seconds", args.seconds)
+        .param("match_agents", args.match_agents)
+        .param("match_samples", samples)
+        .figure("hirings", n)
+        .figure("hirings_per_s", r2(n as f64 / elapsed))
+        .figure("hiring_p50_ms", c.p50)
+        .figure("hiring_p99_ms", c.p99)
+        .figure("match_p50_ms_10_agents", small.p50)
+        .figure("match_p50_ms_many_agents", large.p50)
+        .figure("match_p99_ms_many_agents", large.p99)
+        .figure("match_ratio", r2(if small.p50 > 0.0 { large.p50 / small.p50 } else { 0.0 }))
+        .figure("match_p50_ms_70_candidates", wide.p50);
+    Ok(errors.add_to(report))
+}
+
+/// One hiring: post a job, five bids at once, accept the lowest.
+async fn hiring(requester: &Client, bidders: &[Member], title: String) -> Result<(), String> {
+    let job: JobCreated = requester
+        .post("/api/v1/jobs", &job_request(title, &["bench"]))
+        .await
+        .map_err(|e| format!("post: {e}"))?;
+    let mut bids = JoinSet::new();
+    for (k, b) in bidders.iter().enumerate() {
+        let (client, path) = (b.client.clone(), format!("/api/v1/jobs/{}/bids", job.job.id));
+        let amount = 100 + 10 * i64::try_from(k).unwrap_or(0);
+        bids.spawn(async move {
+            client
+                .post::<Bid>(&path, &BidRequest { amount, estimated_days: Some(3), ..Default::default() })
+                .await
+        });
+    }
+    let mut lowest: Option<Bid> = None;
+    while let Some(done) = bids.join_next().await {
+        let bid = done.map_err(|e| e.to_string())?.map_err(|e| format!("bid: {e}"))?;
+        if lowest.as_ref().is_none_or(|l| bid.amount < l.amount) {
+            lowest = Some(bid);
+        }
+    }
+    let lowest = lowest.ok_or("no bid")?;
+    let _: BidAccepted = requester
+        .post(&format!("/api/v1/bids/{}/accept", lowest.id), &serde_json::json!({}))
+        .await
+        .map_err(|e| format!("accept: {e}"))?;
+    Ok(())
 }
