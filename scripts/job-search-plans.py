@@ -96,13 +96,14 @@ def postgres_plans():
     schema = f"plans_{os.getpid()}"
     base = PG.split("?")[0]
     admin = ["psql", "-q", base, "-v", "ON_ERROR_STOP=1"]
-    subprocess.run(admin + ["-c", f"CREATE SCHEMA {schema}"], check=True)
+    quiet = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+    subprocess.run(admin + ["-c", f"CREATE SCHEMA {schema}"], check=True, env=quiet)
     try:
         url = f"{base}?options=-c%20search_path%3D{schema}"
         subprocess.run([BIN, "migrate", "--database-url", url], check=True, capture_output=True)
         postgres_fill_and_explain(schema, admin)
     finally:
-        subprocess.run(admin + ["-c", f"DROP SCHEMA {schema} CASCADE"], check=True)
+        subprocess.run(admin + ["-c", f"DROP SCHEMA {schema} CASCADE"], check=True, env=quiet)
 
 
 def postgres_fill_and_explain(schema, psql):

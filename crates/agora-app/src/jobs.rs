@@ -175,8 +175,41 @@ async fn bid_event(
     job_event(tx, job, event, actor, audience, payload, now).await
 }
 
-fn change(bid: &Bid, what: &str, note: Option<String>, now: Timestamp) -> BidChange {
-    BidChange { what: what.into(), amount: bid.amount, estimated_days: bid.estimated_days, at: now, note }
+/// What happened to a bid, for [`save_bid`].
+struct Change<'a> {
+    /// The history entry's name (`accepted`, `withdrawn`…).
+    what: &'static str,
+    note: Option<String>,
+    /// The terms the entry records, when not the bid's own (a counter-offer's).
+    terms: Option<(i64, Option<u32>)>,
+    event: EventType,
+    actor: Option<&'a AccountId>,
+    extra: Value,
+}
+
+impl<'a> Change<'a> {
+    fn new(what: &'static str, event: EventType, actor: Option<&'a AccountId>) -> Self {
+        Self { what, note: None, terms: None, event, actor, extra: json!({}) }
+    }
+
+    fn note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
+    }
+
+    fn extra(mut self, extra: Value) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+/// Records a change of a locked bid: its history entry, the row, and its event.
+async fn save_bid(tx: &mut dyn Tx, job: &Job, bid: &mut Bid, c: Change<'_>, now: Timestamp) -> Result<()> {
+    let (amount, estimated_days) = c.terms.unwrap_or((bid.amount, bid.estimated_days));
+    bid.history.push(BidChange { what: c.what.into(), amount, estimated_days, at: now, note: c.note });
+    bid.updated_at = now;
+    tx.update_bid(bid).await?;
+    bid_event(tx, job, bid, c.event, c.actor, c.extra, now).await
 }
 
 /// Whether `who` may see `job`: public ones everyone; `invite_only` ones their requester,
@@ -440,10 +473,10 @@ impl App {
         for mut bid in pending.items {
             bid.status = BidStatus::Rejected;
             bid.reason = Some(why.to_owned());
-            bid.history.push(change(&bid, "rejected", Some(why.to_owned()), now));
-            bid.updated_at = now;
-            tx.update_bid(&bid).await?;
-            bid_event(tx, &job, &bid, EventType::BidRejected, None, json!({ "reason": why }), now).await?;
+            let c = Change::new("rejected", EventType::BidRejected, None)
+                .note(Some(why.to_owned()))
+                .extra(json!({ "reason": why }));
+            save_bid(tx, &job, &mut bid, c, now).await?;
         }
         Ok(job)
     }
@@ -527,7 +560,13 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        bid.history.push(change(&bid, "placed", None, now));
+        bid.history.push(BidChange {
+            what: "placed".into(),
+            amount: bid.amount,
+            estimated_days: bid.estimated_days,
+            at: now,
+            note: None,
+        });
         tx.insert_bid(&bid).await.map_err(|e| match e {
             agora_store::StoreError::Conflict(_) => Error::from(Refusal::DuplicateBid),
             other => other.into(),
@@ -699,9 +738,6 @@ impl App {
         let hire = engine::apply(tx, task, by, Act::Assign(bid.bidder_id.clone()), s, now).await?.task;
         bid.status = BidStatus::Accepted;
         bid.hire_task_id = Some(hire.id.clone());
-        bid.history.push(change(&bid, "accepted", None, now));
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
         job.hired_count += 1;
         job.updated_at = now;
         tx.update_job(&job, None).await?;
@@ -709,16 +745,9 @@ impl App {
             By::Account(a) => Some(a.clone()),
             By::System => None,
         };
-        bid_event(
-            tx,
-            &job,
-            &bid,
-            EventType::BidAccepted,
-            actor.as_ref(),
-            json!({ "hire_task_id": hire.id }),
-            now,
-        )
-        .await?;
+        let c = Change::new("accepted", EventType::BidAccepted, actor.as_ref())
+            .extra(json!({ "hire_task_id": hire.id }));
+        save_bid(tx, &job, &mut bid, c, now).await?;
         if job.hired_count >= i64::from(job.spec.max_workers) {
             job = self.end_bidding(tx, job, by, Act::Fill, "the job is full", now).await?;
         }
@@ -743,19 +772,10 @@ impl App {
         }
         bid.status = BidStatus::Rejected;
         bid.reason.clone_from(&reason);
-        bid.history.push(change(&bid, "rejected", reason.clone(), now));
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
-        bid_event(
-            tx.as_mut(),
-            &job,
-            &bid,
-            EventType::BidRejected,
-            Some(p.id()),
-            json!({ "reason": reason }),
-            now,
-        )
-        .await?;
+        let c = Change::new("rejected", EventType::BidRejected, Some(p.id()))
+            .extra(json!({ "reason": reason }))
+            .note(reason);
+        save_bid(tx.as_mut(), &job, &mut bid, c, now).await?;
         Ok(self.uncommitted(tx, bid))
     }
 
@@ -768,13 +788,17 @@ impl App {
             return Err(Refusal::BidNotPending.into());
         }
         bid.status = BidStatus::Withdrawn;
-        bid.history.push(change(&bid, "withdrawn", None, now));
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
         job.bid_count -= 1;
         job.updated_at = now;
         tx.update_job(&job, None).await?;
-        bid_event(tx.as_mut(), &job, &bid, EventType::BidWithdrawn, Some(p.id()), json!({}), now).await?;
+        save_bid(
+            tx.as_mut(),
+            &job,
+            &mut bid,
+            Change::new("withdrawn", EventType::BidWithdrawn, Some(p.id())),
+            now,
+        )
+        .await?;
         Ok(self.uncommitted(tx, bid))
     }
 
@@ -807,18 +831,12 @@ impl App {
             offered_at: now,
             answered_at: None,
         });
-        let offer = BidChange {
-            what: "countered".into(),
-            amount: spec.amount.unwrap_or(bid.amount),
-            estimated_days: spec.estimated_days.or(bid.estimated_days),
-            at: now,
-            note: None,
-        };
-        bid.history.push(offer);
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
         let extra = json!({ "counter_amount": spec.amount, "counter_estimated_days": spec.estimated_days });
-        bid_event(tx.as_mut(), &job, &bid, EventType::BidCountered, Some(p.id()), extra, now).await?;
+        let c = Change {
+            terms: Some((spec.amount.unwrap_or(bid.amount), spec.estimated_days.or(bid.estimated_days))),
+            ..Change::new("countered", EventType::BidCountered, Some(p.id())).extra(extra)
+        };
+        save_bid(tx.as_mut(), &job, &mut bid, c, now).await?;
         Ok(self.uncommitted(tx, bid))
     }
 
@@ -847,19 +865,9 @@ impl App {
         }
         bid.counter = Some(counter);
         let what = if accept { "counter_accepted" } else { "counter_declined" };
-        bid.history.push(change(&bid, what, None, now));
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
-        bid_event(
-            tx.as_mut(),
-            &job,
-            &bid,
-            EventType::BidCounterAnswered,
-            Some(p.id()),
-            json!({ "accepted": accept }),
-            now,
-        )
-        .await?;
+        let c = Change::new(what, EventType::BidCounterAnswered, Some(p.id()))
+            .extra(json!({ "accepted": accept }));
+        save_bid(tx.as_mut(), &job, &mut bid, c, now).await?;
         Ok(self.uncommitted(tx, bid))
     }
 
@@ -1114,31 +1122,20 @@ impl App {
             .await?
             .filter(|b| b.review == Review::Pending)
             .ok_or(Error::NotFound("bid"))?;
-        if approve {
+        let (what, event) = if approve {
             bid.review = Review::Clear;
-            bid.history.push(change(&bid, "approved", None, now));
+            ("approved", EventType::BidCreated)
         } else {
             bid.review = Review::Refused;
             bid.status = BidStatus::Rejected;
             bid.reason = Some("refused by moderation".into());
-            bid.history.push(change(&bid, "refused", None, now));
             job.bid_count -= 1;
             job.updated_at = now;
             tx.update_job(&job, None).await?;
-        }
-        bid.updated_at = now;
-        tx.update_bid(&bid).await?;
-        let event = if approve { EventType::BidCreated } else { EventType::BidRejected };
-        bid_event(
-            tx.as_mut(),
-            &job,
-            &bid,
-            event,
-            admin.actor(),
-            json!({ "review": bid.review.as_str() }),
-            now,
-        )
-        .await?;
+            ("refused", EventType::BidRejected)
+        };
+        let c = Change::new(what, event, admin.actor()).extra(json!({ "review": bid.review.as_str() }));
+        save_bid(tx.as_mut(), &job, &mut bid, c, now).await?;
         Ok(self.uncommitted(tx, bid))
     }
 }

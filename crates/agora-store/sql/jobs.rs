@@ -166,6 +166,29 @@ impl Filter {
         if self.clauses.is_empty() { "TRUE".to_owned() } else { self.clauses.join(" AND ") }
     }
 
+    /// One page of `from` (a table and its alias) in `order`, with the total the filter
+    /// selects. `cols`, `from` and `order` are this crate's constants.
+    async fn page<S: Source, T>(
+        mut self,
+        sql: &mut Sql<S>,
+        cols: &str,
+        from: &str,
+        order: &str,
+        (offset, limit): (u64, u64),
+        from_row: fn(&DbRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let filter = self.sql();
+        let counted = self.bind(format!("SELECT COUNT(*) AS n FROM {from} WHERE {filter}"));
+        let total: i64 = get(&counted.fetch_one(sql.0.exec()).await.map_err(err)?, "n")?;
+        let limit = self.int(limit_of(limit));
+        let offset = self.int(limit_of(offset));
+        let text = format!(
+            "SELECT {cols} FROM {from} WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = self.bind(text).fetch_all(sql.0.exec()).await.map_err(err)?;
+        Ok(Page { items: rows.iter().map(from_row).collect::<Result<_>>()?, total: count(total) })
+    }
+
     fn bind<'q>(&'q self, sql: String) -> db::Query<'q> {
         let mut q = db::query(db::AssertSqlSafe(sql));
         for p in &self.params {
@@ -245,22 +268,7 @@ impl<S: Source> JobReads for Sql<S> {
             JobSort::BudgetHigh => "j.budget_max DESC, j.id DESC",
             JobSort::Popular => "j.bid_count DESC, j.id DESC",
         };
-        let filter = f.sql();
-        let total: i64 = get(
-            &f.bind(format!("SELECT COUNT(*) AS n FROM jobs j WHERE {filter}"))
-                .fetch_one(self.0.exec())
-                .await
-                .map_err(err)?,
-            "n",
-        )?;
-        let limit = f.int(limit_of(q.limit));
-        let offset = f.int(limit_of(q.offset));
-        let sql = format!(
-            "SELECT {} FROM jobs j WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-            job_cols!()
-        );
-        let rows = f.bind(sql).fetch_all(self.0.exec()).await.map_err(err)?;
-        Ok(Page { items: rows.iter().map(job_from_row).collect::<Result<_>>()?, total: count(total) })
+        f.page(self, job_cols!(), "jobs j", order, (q.offset, q.limit), job_from_row).await
     }
 
     #[instrument(level = "debug", skip_all)]
@@ -285,22 +293,7 @@ impl<S: Source> JobReads for Sql<S> {
         f.any_of("b.status", &statuses);
         let reviews: Vec<&str> = q.reviews.iter().map(|s| s.as_str()).collect();
         f.any_of("b.review", &reviews);
-        let filter = f.sql();
-        let total: i64 = get(
-            &f.bind(format!("SELECT COUNT(*) AS n FROM bids b WHERE {filter}"))
-                .fetch_one(self.0.exec())
-                .await
-                .map_err(err)?,
-            "n",
-        )?;
-        let limit = f.int(limit_of(q.limit));
-        let offset = f.int(limit_of(q.offset));
-        let sql = format!(
-            "SELECT {} FROM bids b WHERE {filter} ORDER BY b.created_at, b.id LIMIT {limit} OFFSET {offset}",
-            bid_cols!()
-        );
-        let rows = f.bind(sql).fetch_all(self.0.exec()).await.map_err(err)?;
-        Ok(Page { items: rows.iter().map(bid_from_row).collect::<Result<_>>()?, total: count(total) })
+        f.page(self, bid_cols!(), "bids b", "b.created_at, b.id", (q.offset, q.limit), bid_from_row).await
     }
 
     #[instrument(level = "debug", skip_all)]

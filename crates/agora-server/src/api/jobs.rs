@@ -227,7 +227,6 @@ async fn post_job(
     let currency = req.currency.clone();
     let input = job_input(req);
     let done = state.app.post_job(&p, input, currency.as_deref()).await?;
-    let now = state.app.now();
     idem.commit(done, StatusCode::CREATED, |posted| t::JobCreated {
         job: job(&posted.job),
         matched_workers: posted
@@ -238,7 +237,7 @@ async fn post_job(
                 name: m.account.name.clone(),
                 account_type: m.account.kind.as_str().to_owned(),
                 covered_tags: m.covered.clone(),
-                online: m.account.is_online(now),
+                online: m.online,
                 reputation: m.reputation,
                 completed_count: m.completed,
                 fits_executor_preference: m.fits_preference,
