@@ -217,7 +217,7 @@ async fn save_bid(tx: &mut dyn Tx, job: &Job, bid: &mut Bid, c: Change<'_>, now:
 async fn may_see_job(tx: &mut dyn agora_store::Reads, job: &Job, who: &AccountId) -> Result<bool> {
     Ok(job.spec.privacy == Privacy::Public
         || &job.requester_id == who
-        || tx.is_invited(&job.id, who).await?
+        || tx.invitation(&job.id, who).await?.is_some()
         || tx.bid_of(&job.id, who).await?.is_some())
 }
 
@@ -895,19 +895,23 @@ impl App {
             provider_id: invitee.id.clone(),
             created_at: now,
         };
-        if tx.insert_invitation(&invitation).await? {
-            self.limits().check("invitations", p.id().as_str())?;
-            job_event(
-                tx.as_mut(),
-                &job,
-                EventType::InvitationReceived,
-                Some(p.id()),
-                vec![invitee.id.clone()],
-                json!({ "invitation_id": invitation.id, "provider_id": invitee.id }),
-                now,
-            )
-            .await?;
+        if !tx.insert_invitation(&invitation).await? {
+            let existing = tx.invitation(&job.id, &invitee.id).await?;
+            return Ok(
+                self.uncommitted(tx, existing.ok_or_else(|| Error::internal("an invitation vanished"))?)
+            );
         }
+        self.limits().check("invitations", p.id().as_str())?;
+        job_event(
+            tx.as_mut(),
+            &job,
+            EventType::InvitationReceived,
+            Some(p.id()),
+            vec![invitee.id.clone()],
+            json!({ "invitation_id": invitation.id, "provider_id": invitee.id }),
+            now,
+        )
+        .await?;
         Ok(self.uncommitted(tx, invitation))
     }
 

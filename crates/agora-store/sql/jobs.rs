@@ -106,6 +106,16 @@ fn bid_from_row(r: &DbRow) -> Result<Bid> {
     })
 }
 
+fn invitation_from_row(r: &DbRow) -> Result<Invitation> {
+    Ok(Invitation {
+        id: InvitationId::from_trusted(get(r, "id")?),
+        job_id: TaskId::from_trusted(get(r, "job_id")?),
+        requester_id: AccountId::from_trusted(get(r, "requester_id")?),
+        provider_id: AccountId::from_trusted(get(r, "provider_id")?),
+        created_at: time(r, "created_at")?,
+    })
+}
+
 fn rule_from_row(r: &DbRow) -> Result<AutoBidRule> {
     let days: Option<i64> = get(r, "max_deadline_days")?;
     Ok(AutoBidRule {
@@ -309,14 +319,17 @@ impl<S: Source> JobReads for Sql<S> {
     }
 
     #[instrument(level = "debug", skip_all)]
-    async fn is_invited(&mut self, job: &TaskId, provider: &AccountId) -> Result<bool> {
-        let row = db::query("SELECT 1 AS one FROM invitations WHERE job_id = $1 AND provider_id = $2")
-            .bind(job.as_str())
-            .bind(provider.as_str())
-            .fetch_optional(self.0.exec())
-            .await
-            .map_err(err)?;
-        Ok(row.is_some())
+    async fn invitation(&mut self, job: &TaskId, provider: &AccountId) -> Result<Option<Invitation>> {
+        let row = db::query(
+            "SELECT id, job_id, requester_id, provider_id, created_at FROM invitations \
+             WHERE job_id = $1 AND provider_id = $2",
+        )
+        .bind(job.as_str())
+        .bind(provider.as_str())
+        .fetch_optional(self.0.exec())
+        .await
+        .map_err(err)?;
+        row.as_ref().map(invitation_from_row).transpose()
     }
 
     #[instrument(level = "debug", skip_all)]
@@ -344,18 +357,7 @@ impl<S: Source> JobReads for Sql<S> {
                 .map_err(err)?,
             "n",
         )?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(Invitation {
-                    id: InvitationId::from_trusted(get(r, "id")?),
-                    job_id: TaskId::from_trusted(get(r, "job_id")?),
-                    requester_id: AccountId::from_trusted(get(r, "requester_id")?),
-                    provider_id: AccountId::from_trusted(get(r, "provider_id")?),
-                    created_at: time(r, "created_at")?,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let items = rows.iter().map(invitation_from_row).collect::<Result<_>>()?;
         Ok(Page { items, total: count(total) })
     }
 

@@ -143,7 +143,8 @@ pub trait JobReads: Send {
     async fn bids(&mut self, query: &BidQuery) -> Result<Page<Bid>>;
     /// The bid `bidder` placed on `job`, if any.
     async fn bid_of(&mut self, job: &TaskId, bidder: &AccountId) -> Result<Option<Bid>>;
-    async fn is_invited(&mut self, job: &TaskId, provider: &AccountId) -> Result<bool>;
+    /// The invitation of `provider` to `job`, if any.
+    async fn invitation(&mut self, job: &TaskId, provider: &AccountId) -> Result<Option<Invitation>>;
     /// Invitations `provider` received, newest first.
     async fn invitations(
         &mut self,
@@ -183,7 +184,7 @@ pub trait JobWrites: Send {
     async fn bid_for_update(&mut self, id: &BidId) -> Result<Option<Bid>>;
     /// Writes back everything but the ids, job, bidder and creation time.
     async fn update_bid(&mut self, bid: &Bid) -> Result<()>;
-    /// `false` when the provider was already invited to the job.
+    /// `false` when the provider was already invited to the job (nothing is written).
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<bool>;
     async fn put_auto_bid_rule(&mut self, rule: &AutoBidRule) -> Result<()>;
 }

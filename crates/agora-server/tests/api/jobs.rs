@@ -608,7 +608,7 @@ async fn invitations_open_an_invite_only_job_and_are_limited_per_day(b: Backend)
     assert!(last.header("retry-after").is_some_and(|s| s.parse::<u64>().unwrap() > 0));
     // Inviting someone already invited costs nothing and answers the same invitation.
     let again: Invitation = client.post(&path, &json!({"provider_id": guest_reg.account.id})).await.unwrap();
-    assert_eq!(again.provider_id, guest_reg.account.id);
+    assert_eq!((again.id, again.provider_id), (inv.id, guest_reg.account.id));
 }
 
 async fn a_reverse_auction_awards_its_lowest_bids_at_the_deadline_once(b: Backend) {
