@@ -113,7 +113,7 @@ pub enum Refusal {
     },
     /// The job takes no bids or hires: closed, cancelled, filled, or past its deadline.
     JobNotOpen,
-    /// Bidding on a job of one's own party.
+    /// Bidding on (or being invited to) a job of one's own party.
     OwnJob,
     /// The job wants humans only or agents only, and the bidder is the other kind.
     ExecutorPreferenceMismatch {
@@ -269,7 +269,9 @@ impl Refusal {
             Self::DuplicateBid => "you already have a bid on this job; withdraw it or wait for an answer".into(),
             Self::BidLimitReached { limit, .. } => format!("this job takes at most {limit} bids and has them"),
             Self::JobNotOpen => "the job is not open for bids".into(),
-            Self::OwnJob => "you cannot bid on your own job, or one of your own party's".into(),
+            Self::OwnJob => {
+                "a job's requester, its owner and its agents cannot bid on it or be invited to it".into()
+            }
             Self::ExecutorPreferenceMismatch { executor_preference } => {
                 format!("this job's executor preference is {executor_preference}")
             }

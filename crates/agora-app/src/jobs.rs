@@ -269,7 +269,9 @@ impl App {
             job_event(tx.as_mut(), &job, EventType::TaskMatched, Some(p.id()), audience, extra, now).await?;
         }
         // Auto-bids are background work, scheduled only when some rule may bid.
-        if job.spec.privacy == Privacy::Public && self.may_draw_auto_bids(tx.as_mut(), &job, 1).await? {
+        if job.spec.privacy == Privacy::Public
+            && !self.auto_bid_rules_for(tx.as_mut(), &job, 1).await?.is_empty()
+        {
             chores::schedule(tx.as_mut(), chores::Kind::AutoBid, None, json!({ "job_id": job.id }), now, now)
                 .await?;
         }
@@ -491,8 +493,9 @@ impl App {
     ) -> Result<Uncommitted<RankedBid>> {
         let spec = BidSpec::parse(input, self.settings().max_amount)?;
         let mut tx = self.begin().await?;
-        let bid = self.bid_in(tx.as_mut(), &p.account, job_id, spec, currency, self.now()).await?;
-        let rank = self.rank_of(tx.as_mut(), &bid).await?;
+        let (job, bid) = self.bid_in(tx.as_mut(), &p.account, job_id, spec, currency, self.now()).await?;
+        let ranked = self.ranked(tx.as_mut(), &job).await?;
+        let rank = ranked.into_iter().find(|r| r.bid.id == bid.id).and_then(|r| r.rank);
         Ok(self.uncommitted(tx, RankedBid { bid, rank }))
     }
 
@@ -508,7 +511,7 @@ impl App {
         spec: BidSpec,
         currency: Option<&str>,
         now: Timestamp,
-    ) -> Result<Bid> {
+    ) -> Result<(Job, Bid)> {
         let mut job = tx.job_for_update(job_id).await?.ok_or(Error::NotFound("job"))?;
         if !may_see_job(&mut *tx, &job, &bidder.id).await? {
             return Err(Error::NotFound("job"));
@@ -584,7 +587,7 @@ impl App {
             now,
         )
         .await?;
-        Ok(bid)
+        Ok((job, bid))
     }
 
     /// Whether a new bid of `bidder` goes to the moderation queue: one of its first
@@ -601,13 +604,6 @@ impl App {
         let placed =
             tx.bids(&BidQuery { bidder: Some(bidder.id.clone()), limit: 0, ..Default::default() }).await?;
         Ok(placed.total < u64::from(s.bid_review_first_bids))
-    }
-
-    /// The rank of `bid` among its job's live bids.
-    async fn rank_of(&self, tx: &mut dyn Tx, bid: &Bid) -> Result<Option<u32>> {
-        let job = tx.job(&bid.job_id).await?.ok_or(Error::NotFound("job"))?;
-        let ranked = self.ranked(&mut *tx, &job).await?;
-        Ok(ranked.into_iter().find(|r| r.bid.id == bid.id).and_then(|r| r.rank))
     }
 
     /// Every bid on `job` in placing order, each with its rank among the live ones (pending
@@ -1008,13 +1004,10 @@ impl App {
         Ok(tx.auto_bid_candidates(&job.currency, min, max, category, &job.requester_id, limit).await?)
     }
 
-    async fn may_draw_auto_bids(&self, tx: &mut dyn Tx, job: &Job, limit: u64) -> Result<bool> {
-        Ok(!self.auto_bid_rules_for(tx, job, limit).await?.is_empty())
-    }
-
     /// Background work: places the bids of every auto-bid rule that matches a new job, in
-    /// the chore's transaction; each such agent gets `task.created` for the job. A rule's bid is its price range's top, capped by the job's
-    /// budget; rules that cannot bid (limit reached, already bid, wrong kind) are skipped.
+    /// the chore's transaction; each such agent gets `task.created` for the job. A rule's
+    /// bid is its price range's top, capped by the job's budget; rules that cannot bid
+    /// (limit reached, already bid, wrong kind) are skipped.
     pub(crate) async fn auto_bid(&self, tx: &mut dyn Tx, job_id: &TaskId) -> Result<usize> {
         let now = self.now();
         let Some(job) = tx.job(job_id).await? else { return Ok(0) };
@@ -1043,7 +1036,7 @@ impl App {
                 sample_links: Vec::new(),
             };
             match self.bid_in(tx, &agent, &job.id, spec, None, now).await {
-                Ok(bid) => {
+                Ok((_, bid)) => {
                     placed += 1;
                     // The agent hears of the new job its rule bid on.
                     let extra = json!({ "auto_bid": { "bid_id": bid.id, "amount": bid.amount } });
@@ -1080,11 +1073,11 @@ impl App {
                     break;
                 }
                 let Some(bid) = tx.bid_for_update(&bid.id).await? else { continue };
-                // The requester's funds decide: a hire it cannot pay for is skipped, and
-                // the bids after it are tried. A savepoint would be cleaner; the hold is
-                // checked before anything is written, so a refusal leaves nothing behind.
-                let available = self.available(tx, &job.requester_id, &job.currency).await?;
-                if available < bid.amount {
+                // A hire the requester cannot pay for is skipped and the next bid tried.
+                // Checked here, before the hire writes anything: a refused hold would end
+                // this transaction half written. (Should the balance change in between, the
+                // hold refuses, the chore's transaction rolls back and it runs again.)
+                if tx.balance(&job.requester_id, &job.currency).await?.available < bid.amount {
                     continue;
                 }
                 let hired = self.hire(tx, job, bid, By::System, now).await?;
@@ -1096,16 +1089,6 @@ impl App {
             self.end_bidding(tx, job, By::System, act, "bidding closed at the deadline", now).await?;
         }
         Ok(())
-    }
-
-    /// The requester's spendable balance in `currency`.
-    async fn available(
-        &self,
-        tx: &mut dyn Tx,
-        account: &AccountId,
-        currency: &agora_core::money::Currency,
-    ) -> Result<i64> {
-        Ok(tx.balance(account, currency).await?.available)
     }
 
     /// The moderation queue: bids waiting for an admin, oldest first.

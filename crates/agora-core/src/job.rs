@@ -204,7 +204,7 @@ impl JobSpec {
                 (lo, hi)
             }
         };
-        if min <= 0 {
+        if min <= 0 && (j.budget_min.is_some() || j.budget_max.is_some()) {
             inv.push("budget_min", "must be a positive whole number of minor units");
         }
         if max_budget < min {

@@ -95,12 +95,14 @@ async fn notices(app: &TestApp, client: &Client) -> Vec<String> {
     list.items.into_iter().map(|n| n.kind).collect()
 }
 
-/// Waits (at most 10 s) until the client has a notification of type `kind`: the server's
-/// own fan-out worker may be projecting the event at the moment the test looks.
-async fn notified(app: &TestApp, client: &Client, kind: &str) -> bool {
-    eventually(10, kind, || async { notices(app, client).await.iter().any(|k| k == kind).then_some(()) })
+/// Waits (at most 10 s, failing after) until the client has a notification of type
+/// `kind`: the server's own fan-out worker may be projecting the event as the test looks.
+/// Notifications are projected in log order, so once one is there, every notification of
+/// an earlier event is too: what is absent then was never announced.
+async fn expect_notice(app: &TestApp, client: &Client, kind: &str) {
+    let what = format!("a {kind} notification");
+    eventually(10, &what, || async { notices(app, client).await.iter().any(|k| k == kind).then_some(()) })
         .await;
-    true
 }
 
 /// Runs background work until `check` holds (at most 10 s): the server's own chore
@@ -165,8 +167,8 @@ async fn posting_matches_workers_with_reasons_and_tells_them(b: Backend) {
     assert_eq!(task.details["role"], "posting");
 
     // Matched workers are told; the requester is not.
-    assert!(notified(&app, &online_client, "task.matched").await);
-    assert!(notified(&app, &offline_client, "task.matched").await);
+    expect_notice(&app, &online_client, "task.matched").await;
+    expect_notice(&app, &offline_client, "task.matched").await;
 
     // An agent-only job matches no human, a human-only job no agent.
     let ai = post_job(&client, with(base_job(), json!({"executor_preference": "human_only"}))).await;
@@ -437,8 +439,8 @@ async fn a_job_with_two_workers_hires_twice_then_fills(b: Backend) {
     let all = bids_of(&client, &job.id).await;
     let status = |id: &str| all.iter().find(|b| b.id == id).unwrap().status.clone();
     assert_eq!((status(&bid_c.id), status(&bid_h.id)), ("rejected".into(), "rejected".into()));
-    assert!(notified(&app, &c, "bid.rejected").await);
-    assert!(notified(&app, &a, "bid.accepted").await);
+    expect_notice(&app, &c, "bid.rejected").await;
+    expect_notice(&app, &a, "bid.accepted").await;
     let hire_events = client.task(&first.hire.id).await.unwrap().timeline.unwrap();
     let kinds: Vec<&str> = hire_events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
@@ -480,6 +482,9 @@ async fn accepting_without_funds_is_402_and_changes_nothing(b: Backend) {
         tasks_before,
         "no hire task"
     );
+    // A later event for the agent: once its notice is there, a bid.accepted would be too.
+    let _: Bid = client.post(&format!("/api/v1/bids/{}/reject", offer.id), &json!({})).await.unwrap();
+    expect_notice(&app, &agent, "bid.rejected").await;
     assert!(!notices(&app, &agent).await.contains(&"bid.accepted".to_owned()));
 }
 
@@ -525,8 +530,8 @@ async fn bids_are_seen_by_the_requester_and_their_bidder_only(b: Backend) {
         .await
         .unwrap();
     assert_eq!((rejected.status.as_str(), rejected.reason.as_deref()), ("rejected", Some("太贵了")));
-    assert!(notified(&app, &bb, "bid.rejected").await);
-    assert!(notified(&app, &client, "bid.created").await);
+    expect_notice(&app, &bb, "bid.rejected").await;
+    expect_notice(&app, &client, "bid.created").await;
 }
 
 async fn a_counter_offer_is_answered_once_and_kept_in_history(b: Backend) {
@@ -546,7 +551,7 @@ async fn a_counter_offer_is_answered_once_and_kept_in_history(b: Backend) {
     assert_eq!((c.amount, c.estimated_days, c.state.as_str()), (Some(300), Some(7), "offered"));
     assert_eq!(countered.amount, 400, "the bid keeps its terms until the bidder agrees");
     assert_error(&post(&client, &counter_path, json!({"amount": 250})).await, 409, "COUNTER_ALREADY_MADE");
-    assert!(notified(&app, &agent, "bid.countered").await);
+    expect_notice(&app, &agent, "bid.countered").await;
 
     let agreed: Bid = agent.post(&format!("{counter_path}/accept"), &json!({})).await.unwrap();
     assert_eq!((agreed.amount, agreed.estimated_days), (300, Some(7)));
@@ -590,7 +595,7 @@ async fn invitations_open_an_invite_only_job_and_are_limited_per_day(b: Backend)
     assert_eq!(reply.status, 201, "{}", reply.text);
     let inv: Invitation = reply.data().unwrap();
     assert!(inv.id.starts_with("inv_"));
-    assert!(notified(&app, &guest, "invitation.received").await);
+    expect_notice(&app, &guest, "invitation.received").await;
     let mine: Vec<Invitation> = guest.get("/api/v1/invitations").await.unwrap();
     assert_eq!(mine[0].job.as_ref().unwrap().id, job.id);
     assert_eq!(job_of(&guest, &job.id).await.id, job.id, "an invitee sees the job");
@@ -716,8 +721,8 @@ async fn auto_bid_rules_place_one_bid_per_matching_agent(b: Backend) {
     assert_eq!(who, want, "one bid per matching rule, at its top price capped by the budget");
     let from_yes = bids.iter().find(|b| b.bidder_id == yes_reg.account.id).unwrap();
     assert_eq!(from_yes.message, format!("感谢! 预估 300 PTS, 任务: {}", job.title));
-    assert!(notified(&app, &client, "bid.created").await, "the requester hears of auto-bids");
-    assert!(notified(&app, &yes, "task.created").await, "the agent hears of the job its rule bid on");
+    expect_notice(&app, &client, "bid.created").await;
+    expect_notice(&app, &yes, "task.created").await;
 }
 
 async fn held_bids_wait_for_an_admin(b: Backend) {
@@ -726,7 +731,7 @@ async fn held_bids_wait_for_an_admin(b: Backend) {
     config.bid_review_account_days = 7;
     let app = TestApp::with_config(b, config).await;
     let admin = app.admin().await;
-    let (_, client) = app.funded_human("Paula", 1000).await;
+    let (poster, client) = app.funded_human("Paula", 1000).await;
     let job = post_job(&client, base_job()).await.job;
     let (_, newbie) = app.agent("Newbie", &[]).await;
     let (_, spammer) = app.agent("Spammer", &[]).await;
@@ -736,7 +741,11 @@ async fn held_bids_wait_for_an_admin(b: Backend) {
     let spam = placed(&spammer, &job.id, 1, None).await;
     assert!(bids_of(&client, &job.id).await.is_empty(), "held bids are invisible to the requester");
     assert_eq!(bids_of(&newbie, &job.id).await.len(), 1, "their bidder sees them");
-    assert!(!notices(&app, &client).await.contains(&"bid.created".to_owned()));
+    // A later event for the requester: once its notice is there, a bid.created would be too.
+    let top_up = agora_client::types::TopUpRequest { amount: 1, currency: "PTS".into(), reason: None };
+    admin.top_up(&poster.account.id, &top_up).await.unwrap();
+    expect_notice(&app, &client, "payment.topped_up").await;
+    assert!(!notices(&app, &client).await.contains(&"bid.created".to_owned()), "held bids are not announced");
     // The requester cannot act on a held bid.
     assert_error(
         &post(&client, &format!("/api/v1/bids/{}/accept", held.id), json!({})).await,
@@ -761,8 +770,8 @@ async fn held_bids_wait_for_an_admin(b: Backend) {
 
     let seen: Vec<String> = bids_of(&client, &job.id).await.into_iter().map(|b| b.id).collect();
     assert_eq!(seen, std::slice::from_ref(&held.id), "the approved bid appears; the refused one never does");
-    assert!(notified(&app, &client, "bid.created").await);
-    assert!(notified(&app, &spammer, "bid.rejected").await);
+    expect_notice(&app, &client, "bid.created").await;
+    expect_notice(&app, &spammer, "bid.rejected").await;
     assert_eq!(job_of(&client, &job.id).await.bid_count, 1, "a refused bid does not count");
     // Only the first bid of a young account is held.
     let job2 = post_job(&client, base_job()).await.job;
@@ -777,7 +786,7 @@ async fn cancel_and_close_end_bidding(b: Backend) {
 
     let job = post_job(&client, with(base_job(), json!({"max_workers": 3}))).await.job;
     let first = placed(&agent, &job.id, 100, None).await;
-    let second = placed(&other, &job.id, 100, None).await;
+    placed(&other, &job.id, 100, None).await;
     let patched: Job = client
         .patch(&format!("/api/v1/jobs/{}", job.id), &json!({"title": "New title", "bid_limit": 10}))
         .await
@@ -810,7 +819,6 @@ async fn cancel_and_close_end_bidding(b: Backend) {
     let closed: Job = client.post(&format!("/api/v1/jobs/{}/close", job.id), &json!({})).await.unwrap();
     assert_eq!((closed.status.as_str(), closed.hired_count), ("completed", 1));
     assert_eq!(bids_of(&other, &job.id).await[0].status, "rejected");
-    let _ = second;
     assert_error(
         &post(&client, &format!("/api/v1/jobs/{}/close", job.id), json!({})).await,
         400,
